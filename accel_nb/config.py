@@ -1,0 +1,292 @@
+"""Settings: defaults, the TOML config file, the environment, ``.env``, and run-time overrides.
+
+One function, ``load_settings``, resolves everything in a fixed order so there is
+exactly one answer to "which key / which URL is in use, and why":
+
+* values: built-in defaults < config file < ``Client(config=...)``;
+* base URLs: config (file or ``Client``) > the SDK's env var > the public default;
+  ``ACCEL_NB_SIM_URL`` (or ``sim_url``) points every provider at the simulator;
+* keys, first source that has any: ``Client(keys=...)`` > environment > ``.env`` >
+  config file.  ``NAME``, ``NAMES=k1,k2`` and ``NAME_1 … NAME_N`` all count.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import BadRequestError
+from .providers import Adapter, adapters, resolve_provider
+from .secret import Secret
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+__all__ = [
+    "BreakerSettings",
+    "ProviderSettings",
+    "QueueSettings",
+    "RetrySettings",
+    "Settings",
+    "config_path",
+    "data_dir",
+    "load_settings",
+]
+
+SIM_KEY = "accel-nb-simulator"  # what a keyless provider sends to the simulator
+
+
+@dataclass
+class RetrySettings:
+    max_attempts: int = 6
+    max_time_s: float = 120.0
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+
+
+@dataclass
+class BreakerSettings:
+    failures: int = 5
+    cooldown_s: float = 30.0
+    successes: int = 1
+
+
+@dataclass
+class QueueSettings:
+    max_size: int = 100_000
+    overflow: str = "wait"  # or "reject"
+
+
+@dataclass
+class ProviderSettings:
+    base_url: str
+    keys: list[Secret]
+    concurrency: int
+    rpm: float | None = None
+    tpm: float | None = None
+    key_strategy: str = "round_robin"
+    default_model: str | None = None
+    models: list[str] = field(default_factory=list)
+
+    def __repr__(self) -> str:  # keys print as sources only
+        keys = ", ".join(k.label for k in self.keys) or "none"
+        return f"ProviderSettings(base_url={self.base_url!r}, keys=[{keys}], concurrency={self.concurrency})"
+
+
+@dataclass
+class Settings:
+    providers: dict[str, ProviderSettings]
+    retry: RetrySettings = field(default_factory=RetrySettings)
+    breaker: BreakerSettings = field(default_factory=BreakerSettings)
+    queue: QueueSettings = field(default_factory=QueueSettings)
+    ledger_path: Path | None = None
+    store_content: bool = True
+    cache: bool = False
+    cache_path: Path | None = None
+    prices_path: Path | None = None
+    aliases: dict[str, str] = field(default_factory=dict)
+    sim_url: str | None = None
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 300.0
+    timeout_s: float | None = None
+
+
+_PROVIDER_FIELDS = {f.name for f in dataclasses.fields(ProviderSettings)}
+_TOP_FIELDS = {
+    "providers",
+    "retry",
+    "breaker",
+    "queue",
+    "ledger",
+    "cache",
+    "aliases",
+    "sim_url",
+    "timeouts",
+    "prices",
+}
+_SECTION_TYPES = {"retry": RetrySettings, "breaker": BreakerSettings, "queue": QueueSettings}
+
+
+def home() -> Path | None:
+    value = os.environ.get("ACCEL_NB_HOME")
+    return Path(value).expanduser() if value else None
+
+
+def config_path() -> Path:
+    """``ACCEL_NB_CONFIG``, else ``$ACCEL_NB_HOME/config.toml``, else the platform config dir."""
+    if value := os.environ.get("ACCEL_NB_CONFIG"):
+        return Path(value).expanduser()
+    if root := home():
+        return root / "config.toml"
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("accel_nb", appauthor=False)) / "config.toml"
+
+
+def data_dir() -> Path:
+    """Where the ledger and cache live: ``$ACCEL_NB_HOME`` or the platform data dir."""
+    if root := home():
+        return root
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("accel_nb", appauthor=False))
+
+
+def read_config_file(path: Path | None = None) -> dict[str, Any]:
+    path = path or config_path()
+    if not path.is_file():
+        return {}
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise BadRequestError(f"config file {path} is not valid TOML: {exc}", hint="fix or remove the file") from None
+
+
+def load_settings(
+    config: Mapping[str, Any] | None = None,
+    keys: Mapping[str, str | list[str]] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    dotenv: Mapping[str, str] | None = None,
+    file_config: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Resolve every setting.  The keyword-only sources exist for tests; by default they are
+    ``os.environ``, the nearest ``.env`` file and the config file."""
+    environ = os.environ if environ is None else environ
+    dotenv = _read_dotenv() if dotenv is None else dotenv
+    file_config = read_config_file() if file_config is None else file_config
+    merged = _deep_merge(copy.deepcopy(dict(file_config)), dict(config or {}))
+    _check_keys(merged, _TOP_FIELDS, "config")
+
+    sim_url = merged.get("sim_url") or environ.get("ACCEL_NB_SIM_URL") or None
+    runtime_keys = {resolve_provider(p): v for p, v in (keys or {}).items()}
+    provider_config = {resolve_provider(p): v for p, v in merged.get("providers", {}).items()}
+
+    providers = {}
+    for pid, adapter in adapters().items():
+        section = dict(provider_config.get(pid, {}))
+        _check_keys(section, _PROVIDER_FIELDS, f"providers.{pid}")
+        found = _discover_keys(adapter, runtime_keys.get(pid), environ, dotenv, section.pop("keys", None))
+        base_url = section.pop("base_url", None) or _first_env(environ, adapter.base_url_env) or adapter.default_base_url
+        if sim_url:
+            base_url = sim_url.rstrip("/") + adapter.sim_path
+            found = found or [Secret(SIM_KEY, "simulator")]
+        providers[pid] = ProviderSettings(
+            base_url=base_url.rstrip("/"),
+            keys=found,
+            concurrency=int(section.pop("concurrency", adapter.default_concurrency)),
+            models=list(section.pop("models", adapter.models)),
+            **section,
+        )
+
+    settings = Settings(providers=providers, sim_url=sim_url)
+    for name, cls in _SECTION_TYPES.items():
+        section = dict(merged.get(name, {}))
+        _check_keys(section, {f.name for f in dataclasses.fields(cls)}, name)
+        setattr(settings, name, cls(**section))
+    if settings.queue.overflow not in ("wait", "reject"):
+        raise BadRequestError(f"queue.overflow must be 'wait' or 'reject', not {settings.queue.overflow!r}")
+
+    ledger = dict(merged.get("ledger", {}))
+    _check_keys(ledger, {"enabled", "path", "store_content"}, "ledger")
+    if ledger.get("enabled", True):
+        settings.ledger_path = Path(ledger.get("path") or data_dir() / "ledger.sqlite3").expanduser()
+    settings.store_content = bool(ledger.get("store_content", True))
+
+    cache = merged.get("cache", {})
+    cache = {"enabled": cache} if isinstance(cache, bool) else dict(cache)
+    _check_keys(cache, {"enabled", "path"}, "cache")
+    settings.cache = bool(cache.get("enabled", False))
+    settings.cache_path = Path(cache.get("path") or data_dir() / "cache.sqlite3").expanduser()
+
+    timeouts = dict(merged.get("timeouts", {}))
+    _check_keys(timeouts, {"connect", "read", "total"}, "timeouts")
+    settings.connect_timeout_s = float(timeouts.get("connect", settings.connect_timeout_s))
+    settings.read_timeout_s = float(timeouts.get("read", settings.read_timeout_s))
+    settings.timeout_s = timeouts.get("total")
+
+    prices = merged.get("prices")
+    settings.prices_path = Path(prices).expanduser() if prices else None
+    settings.aliases = dict(merged.get("aliases", {}))
+    return settings
+
+
+def _discover_keys(
+    adapter: Adapter,
+    runtime: str | list[str] | None,
+    environ: Mapping[str, str],
+    dotenv: Mapping[str, str],
+    configured: str | list[str] | None,
+) -> list[Secret]:
+    if runtime:
+        values = [runtime] if isinstance(runtime, str) else list(runtime)
+        return _dedupe(Secret(v, "runtime") for v in values if v and v.strip())
+    for source, mapping in (("env", environ), (".env", dotenv)):
+        for name in adapter.key_env:
+            found = _keys_named(name, mapping, source)
+            if found:
+                return found
+    values = [configured] if isinstance(configured, str) else list(configured or [])
+    return _dedupe(Secret(v, "config") for v in values if v and v.strip())
+
+
+def _keys_named(name: str, mapping: Mapping[str, str], source: str) -> list[Secret]:
+    """``NAME``, then ``NAMES=k1,k2``, then ``NAME_1 … NAME_N`` (stopping at the first gap)."""
+    found = []
+    if value := mapping.get(name, "").strip():
+        found.append(Secret(value, f"{source}:{name}"))
+    plural = name + "S"
+    for part in mapping.get(plural, "").split(","):
+        if part.strip():
+            found.append(Secret(part, f"{source}:{plural}"))
+    index = 1
+    while value := mapping.get(f"{name}_{index}", "").strip():
+        found.append(Secret(value, f"{source}:{name}_{index}"))
+        index += 1
+    return _dedupe(found)
+
+
+def _dedupe(secrets) -> list[Secret]:
+    seen: dict[Secret, None] = {}
+    for secret in secrets:
+        seen.setdefault(secret, None)
+    return list(seen)
+
+
+def _first_env(environ: Mapping[str, str], names: tuple[str, ...]) -> str | None:
+    for name in names:
+        if value := environ.get(name, "").strip():
+            return value
+    return None
+
+
+def _read_dotenv() -> dict[str, str]:
+    from dotenv import dotenv_values, find_dotenv
+
+    path = find_dotenv(usecwd=True)
+    return {k: v for k, v in dotenv_values(path).items() if v is not None} if path else {}
+
+
+def _deep_merge(base: dict, override: Mapping) -> dict:
+    for name, value in override.items():
+        if isinstance(value, Mapping) and isinstance(base.get(name), dict):
+            base[name] = _deep_merge(base[name], value)
+        else:
+            base[name] = copy.deepcopy(value) if isinstance(value, (dict, list)) else value
+    return base
+
+
+def _check_keys(section: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(section) - allowed)
+    if unknown:
+        raise BadRequestError(
+            f"unknown setting {where}.{unknown[0]}; valid settings in [{where}] are: {', '.join(sorted(allowed))}"
+        )

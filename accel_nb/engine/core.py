@@ -1,0 +1,728 @@
+"""The engine: admits jobs, queues them by priority, grants lanes, runs attempts, records.
+
+Every public method here is safe to call from any thread; everything else runs
+on the engine loop.  A job's life: ``submit`` (caller thread) → ``_admit`` (cache,
+overflow) → a provider's priority heap → ``_pump`` grants a lane → ``_run``
+(first attempt, then tenacity for retries) → ``_succeed`` / ``_fail`` (tracker,
+ledger, cache, sink).  Nothing a caller does — cancel, time out, bad input — can
+leave a job unanswered or the engine unusable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import time
+import uuid
+from functools import partial
+from typing import Any, Callable
+
+import aiohttp
+
+from .. import errors
+from ..config import Settings
+from ..pricing import PriceTable
+from ..providers import Adapter, get_adapter
+from ..providers.base import Delta, HttpCall, Reply
+from ..providers.sse import SSEDecoder
+from ..secret import Redactor
+from ..tokens import count_tokens, estimate_prompt_tokens
+from ..types import Priority, Request, Response, Usage
+from .breaker import CircuitBreaker
+from .cache import SqliteCache, cache_key, cacheable
+from .keys import KeyPool
+from .lanes import Lane
+from .ledger import SqliteLedger
+from .limiter import RateLimiter
+from .loop import EngineLoop, Mailbox
+from .retry import RetryPolicy
+from .sinks import Sink
+from .tracker import Tracker
+from .transport import Transport, decode_json, lines, transport_error
+
+__all__ = ["Engine", "Job"]
+
+log = logging.getLogger("accel_nb")
+
+_NEW, _QUEUED, _RUNNING, _DONE = range(4)
+_SUCCESS, _FAILURE, _RATE_LIMITED, _REJECTED_KEY, _NEUTRAL = range(5)
+
+
+class Job:
+    """One request's state inside the engine (small: 100,000 of them may be queued)."""
+
+    __slots__ = (
+        "id",
+        "request",
+        "adapter",
+        "priority",
+        "seq",
+        "sink",
+        "state",
+        "in_queue",
+        "task",
+        "grant",
+        "attempts",
+        "created_at",
+        "t_submit",
+        "t_start",
+        "t_first",
+        "delivered",
+        "cost_tokens",
+        "cache_key",
+        "batch",
+        "normalize",
+        "timeout_s",
+        "timer",
+        "cancel_reason",
+        "lane",
+        "provider_request_id",
+        "http_status",
+    )
+
+    def __init__(
+        self,
+        request: Request,
+        sink: Sink,
+        priority: Priority = Priority.NORMAL,
+        *,
+        cache: bool | str = False,
+        batch: tuple[str, int] | None = None,
+        timeout_s: float | None = None,
+        normalize: bool = True,
+    ) -> None:
+        self.id = str(uuid.uuid4())
+        self.request = request
+        self.adapter: Adapter = get_adapter(request.provider)
+        self.priority = int(priority)
+        self.seq = 0
+        self.sink = sink
+        self.state = _NEW
+        self.in_queue = False
+        self.task: asyncio.Task[None] | None = None
+        self.grant: asyncio.Future[Lane] | None = None
+        self.attempts = 0
+        self.created_at = time.time()
+        self.t_submit = self.t_start = 0.0
+        self.t_first: float | None = None
+        self.delivered = False
+        chars = sum(len(m.get("content") or "") for m in request.messages) + len(request.system or "")
+        self.cost_tokens = chars // 4 + (request.params.get("max_tokens") or 0)
+        self.cache_key = cache_key(request) if cache and cacheable(request, cache == "force") else None
+        self.batch = batch
+        self.normalize = normalize
+        self.timeout_s = timeout_s
+        self.timer: asyncio.TimerHandle | None = None
+        self.cancel_reason: errors.AccelError | None = None
+        self.lane: Lane | None = None
+        self.provider_request_id: str | None = None
+        self.http_status: int | None = None
+
+
+class _ProviderPool:
+    """A provider's lanes and its priority heap of jobs waiting for one."""
+
+    __slots__ = ("id", "keys", "heap", "wake", "wake_at")
+
+    def __init__(self, pid: str, keys: KeyPool) -> None:
+        self.id = pid
+        self.keys = keys
+        self.heap: list[tuple[int, int, Job]] = []
+        self.wake: asyncio.TimerHandle | None = None
+        self.wake_at = float("inf")
+
+
+class Engine:
+    """Queueing, lanes, retries, tracking and recording for every provider."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ) -> None:
+        self.settings = settings
+        self._clock = clock
+        self.tracker = Tracker()
+        self.redact = Redactor()
+        for provider in settings.providers.values():
+            self.redact.add(provider.keys)
+        self.prices = PriceTable.load(settings.prices_path)
+        self.ledger = SqliteLedger(settings.ledger_path) if settings.ledger_path else None
+        self._cache: SqliteCache | None = None
+        self.retry = RetryPolicy(settings.retry, sleep=sleep, clock=clock)
+        self._transport = Transport(settings.connect_timeout_s, settings.read_timeout_s)
+        self._pools: dict[str, _ProviderPool] = {}
+        self._queued = 0
+        self._overflow: list[tuple[int, int, Job]] = []
+        self._draining = False
+        self._seq = itertools.count()
+        self._jobs: set[Job] = set()
+        self._closed = False
+        self._runner = EngineLoop()
+        self.loop = self._runner.loop
+
+    # -- thread-safe API -------------------------------------------------------------------
+    @property
+    def mailbox(self) -> Mailbox:
+        return self._runner.mailbox
+
+    def submit(self, job: Job) -> Job:
+        if self._closed:
+            raise errors.CancelledError("this client is closed; create a new accel_nb.Client")
+        job.t_submit = self._clock()
+        self.mailbox.post(self._admit, job)
+        return job
+
+    def cancel(self, job: Job, reason: errors.AccelError | None = None) -> None:
+        """Cancel a job wherever it is (queued or running); its sink gets the reason."""
+        self.mailbox.post(self._cancel, (job, reason))
+
+    def call(self, fn: Callable[[], Any], timeout: float = 30.0) -> Any:
+        """Run ``fn()`` on the engine loop and return its result (for consistent snapshots)."""
+        if self._runner.in_loop():
+            return fn()
+
+        async def run() -> Any:
+            return fn()
+
+        return self._runner.run(run(), timeout)
+
+    def snapshot(self) -> dict[str, Any]:
+        return self.call(self._snapshot)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._runner.run(self._shutdown(), timeout=15)
+        except Exception:  # a closing engine must not raise on the way out
+            log.debug("accel_nb engine shutdown was not clean", exc_info=True)
+        self._runner.stop()
+        for store in (self.ledger, self._cache):
+            if store is not None:
+                store.close()
+
+    # -- admission and queueing (engine loop) --------------------------------------------
+    def _admit(self, job: Job) -> None:
+        if job.state == _DONE:  # cancelled before it arrived
+            return
+        self._jobs.add(job)
+        job.seq = next(self._seq)
+        req = job.request
+        self.tracker.queued(job.id, req.provider, req.model, Priority(job.priority).name.lower())
+        if job.timeout_s is not None:
+            job.timer = self.loop.call_later(job.timeout_s, self._expire, job)
+        if job.cache_key is not None and self._serve_from_cache(job):
+            return
+        if self._queued >= self.settings.queue.max_size:
+            if self.settings.queue.overflow == "reject":
+                self._fail(job, errors.QueueFullError(
+                    f"the queue already holds {self._queued} requests (queue.max_size)",
+                    provider=req.provider,
+                    hint="wait for some to finish, raise queue.max_size, or set queue.overflow = 'wait'",
+                ))
+                return
+            heapq.heappush(self._overflow, (job.priority, job.seq, job))
+            job.state = _QUEUED
+            return
+        self._enqueue(job)
+
+    def _enqueue(self, job: Job) -> None:
+        pool = self._pool(job.request.provider)
+        heapq.heappush(pool.heap, (job.priority, job.seq, job))
+        job.state = _QUEUED
+        job.in_queue = True
+        self._queued += 1
+        self._pump(pool)
+
+    def _left_queue(self, job: Job) -> None:
+        if job.in_queue:
+            job.in_queue = False
+            self._queued -= 1
+            if self._overflow and not self._draining:
+                self._draining = True  # admitted on the next loop turn: never re-enter a pump
+                self.loop.call_soon(self._drain_overflow)
+
+    def _drain_overflow(self) -> None:
+        self._draining = False
+        overflow = self._overflow
+        while overflow and self._queued < self.settings.queue.max_size:
+            waiting = heapq.heappop(overflow)[2]
+            if waiting.state != _DONE:
+                self._enqueue(waiting)
+
+    def _pool(self, provider: str) -> _ProviderPool:
+        pool = self._pools.get(provider)
+        if pool is None:
+            cfg = self.settings.providers[provider]
+            breaker = self.settings.breaker
+            keys = cfg.keys or [None]
+            lanes = [
+                Lane(
+                    provider,
+                    key,
+                    cfg.base_url,
+                    cfg.concurrency,
+                    RateLimiter(cfg.rpm, cfg.tpm, self._clock),
+                    CircuitBreaker(breaker.failures, breaker.cooldown_s, breaker.successes, self._clock),
+                    self._clock,
+                )
+                for key in keys
+            ]
+            pool = self._pools[provider] = _ProviderPool(provider, KeyPool(lanes, cfg.key_strategy))
+        return pool
+
+    def _pump(self, pool: _ProviderPool) -> None:
+        """Grant lanes to the best waiting jobs while lanes can take them."""
+        heap = pool.heap
+        while heap:
+            job = heap[0][2]
+            if job.state == _DONE:
+                heapq.heappop(heap)
+                continue
+            lane, wait = pool.keys.pick(job.cost_tokens)
+            if lane is None:
+                if wait is None:
+                    heapq.heappop(heap)
+                    self._left_queue(job)
+                    self._refuse(job, self._unavailable(pool))
+                    continue
+                if wait != float("inf"):
+                    self._wake_later(pool, wait)
+                return
+            heapq.heappop(heap)
+            self._left_queue(job)
+            lane.start(job.cost_tokens)
+            job.lane = lane
+            job.state = _RUNNING
+            if job.grant is not None:
+                grant, job.grant = job.grant, None
+                if not grant.done():
+                    grant.set_result(lane)
+            else:
+                job.task = self.loop.create_task(self._run(job, lane))
+
+    def _refuse(self, job: Job, error: errors.AccelError) -> None:
+        """No lane can ever take this job now: answer it (or its waiting retry) with ``error``."""
+        if job.grant is not None:
+            grant, job.grant = job.grant, None
+            if not grant.done():
+                grant.set_exception(error)
+        else:
+            self._fail(job, error)
+
+    def _wake_later(self, pool: _ProviderPool, wait: float) -> None:
+        at = self._clock() + wait
+        if pool.wake is not None and pool.wake_at <= at:
+            return
+        if pool.wake is not None:
+            pool.wake.cancel()
+        pool.wake_at = at
+        pool.wake = self.loop.call_later(wait, self._woken, pool)
+
+    def _woken(self, pool: _ProviderPool) -> None:
+        pool.wake, pool.wake_at = None, float("inf")
+        self._pump(pool)
+
+    def _unavailable(self, pool: _ProviderPool) -> errors.AccelError:
+        lanes = pool.keys.lanes
+        if all(lane.retired for lane in lanes):
+            keys = ", ".join(lane.label for lane in lanes)
+            return errors.AuthenticationError(
+                f"every key for {pool.id} was rejected: {keys}",
+                provider=pool.id,
+                status=401,
+                hint=f"set a valid {_key_env(pool.id)} or run `%accel keys`",
+            )
+        retry_at = min(lane.breaker.retry_at for lane in lanes if not lane.retired)
+        wait = max(0.0, retry_at - self._clock())
+        return errors.CircuitOpenError(
+            f"{pool.id} failed {self.settings.breaker.failures} times in a row; its circuit breaker is open "
+            f"and lets a probe through in {wait:.1f} s",
+            provider=pool.id,
+            retry_after_s=wait,
+            hint="try again then, or use another provider",
+        )
+
+    # -- running (engine loop) ----------------------------------------------------------
+    async def _run(self, job: Job, lane: Lane) -> None:
+        try:
+            try:
+                reply = await self._attempt(job, lane)
+            except errors.AccelError as exc:
+                if not self._should_retry(job, exc):
+                    raise
+                reply = await self.retry.run_after_failure(
+                    exc,
+                    partial(self._reattempt, job),
+                    started_at=job.t_start,
+                    lane_scoped=_lane_scoped,
+                    retryable=partial(self._should_retry, job),
+                    before_sleep=partial(self._on_retry, job),
+                )
+            self._succeed(job, reply)
+        except asyncio.CancelledError:
+            self._fail(job, job.cancel_reason or errors.CancelledError("cancelled", provider=job.request.provider))
+        except errors.AccelError as exc:
+            self._fail(job, exc)
+        except Exception as exc:  # a bug must fail one request, never the engine
+            log.exception("accel_nb internal error in request %s", job.id)
+            self._fail(job, errors.AccelError(f"internal error in accel_nb: {type(exc).__name__}: {exc}"))
+
+    def _should_retry(self, job: Job, exc: BaseException) -> bool:
+        if not isinstance(exc, errors.AccelError) or job.state == _DONE:
+            return False
+        if job.delivered:  # part of the answer is already on the user's screen
+            if exc.retryable:
+                exc.retryable = False
+                exc.message += " (after part of the answer had arrived, so it was not retried)"
+            return False
+        if isinstance(exc, errors.AuthenticationError) and exc.status == 401:
+            return bool(self._pool(job.request.provider).keys.live())
+        return exc.retryable
+
+    def _on_retry(self, job: Job, state: Any) -> None:
+        exc = state.outcome.exception()
+        wait = state.upcoming_sleep
+        if job.lane is not None:
+            wait = max(wait, job.lane.cooling_until - self._clock())
+        req = job.request
+        self.tracker.retry(job.id, req.provider, req.model, state.attempt_number, type(exc).__name__, wait)
+
+    async def _reattempt(self, job: Job) -> Reply:
+        job.grant = self.loop.create_future()
+        self._enqueue(job)
+        lane = await job.grant
+        return await self._attempt(job, lane)
+
+    async def _attempt(self, job: Job, lane: Lane) -> Reply:
+        """One HTTP exchange on ``lane``; the lane learns from how it went."""
+        job.attempts += 1
+        req = job.request
+        if job.attempts == 1:
+            job.t_start = self._clock()
+            self.tracker.emit("started", job.id, req.provider, req.model, key=lane.label)
+        outcome, error = _NEUTRAL, None
+        call: HttpCall | None = None
+        try:
+            call = job.adapter.build(req, lane.base_url, lane.key.reveal() if lane.key else None)
+            if req.headers:
+                call.headers.update(req.headers)
+            reply = await (self._stream(job, lane, call) if req.stream else self._call(job, lane, call))
+            outcome = _SUCCESS
+            return reply
+        except errors.AccelError as exc:
+            error, outcome = exc, _outcome(exc)
+            raise self._annotate(exc, job, lane) from None
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            url = call.url if call else lane.base_url
+            error = transport_error(exc, req.provider, url, self.settings.read_timeout_s)
+            outcome = _FAILURE
+            raise self._annotate(error, job, lane) from None
+        finally:
+            self._release(lane, outcome, error)
+
+    async def _call(self, job: Job, lane: Lane, call: HttpCall) -> Reply:
+        adapter = job.adapter
+        async with self._transport.send(call) as resp:
+            body = await resp.read()
+            self._observe(job, lane, resp)
+        if resp.status >= 400:
+            raise adapter.classify(resp.status, resp.headers, body)
+        return adapter.parse(job.request, decode_json(body, adapter.id, resp.status))
+
+    async def _stream(self, job: Job, lane: Lane, call: HttpCall) -> Reply:
+        adapter = job.adapter
+        parts: list[str] = []
+        last = Delta()
+        async with self._transport.send(call) as resp:
+            self._observe(job, lane, resp)
+            if resp.status >= 400:
+                raise adapter.classify(resp.status, resp.headers, await resp.read())
+            try:
+                await self._read_stream(job, resp, parts, last)
+            except BaseException:
+                resp.close()  # a cancelled or failed stream must not return its socket to the pool
+                raise
+        if last.finish_reason is None:
+            raise errors.ConnectionError(f"the stream from {adapter.id} ended before the answer was complete")
+        usage = None
+        if last.input_tokens is not None or last.output_tokens is not None:
+            usage = Usage(last.input_tokens or 0, last.output_tokens or 0)
+        return Reply(text="".join(parts), usage=usage, finish_reason=last.finish_reason, raw=last.raw)
+
+    async def _read_stream(self, job: Job, resp: aiohttp.ClientResponse, parts: list[str], last: Delta) -> None:
+        adapter, req = job.adapter, job.request
+        sse = SSEDecoder() if adapter.stream_format == "sse" else None
+        async for line in lines(resp):
+            if sse is not None:
+                frame = sse.feed(line)
+                if frame is None:
+                    continue
+                event, data = frame
+            else:
+                event, data = None, line.strip()
+                if not data:
+                    continue
+            delta = adapter.parse_frame(req, event, data)
+            if delta is not None:
+                self._apply(job, delta, parts, last)
+        if sse is not None and (frame := sse.close()) is not None:
+            delta = adapter.parse_frame(req, *frame)
+            if delta is not None:
+                self._apply(job, delta, parts, last)
+
+    def _apply(self, job: Job, delta: Delta, parts: list[str], last: Delta) -> None:
+        if delta.error is not None:
+            raise delta.error
+        if delta.text:
+            if job.t_first is None:
+                job.t_first = self._clock()
+                req = job.request
+                self.tracker.emit("first_token", job.id, req.provider, req.model)
+            parts.append(delta.text)
+            job.delivered = True
+            job.sink.chunk(delta.text)
+        if delta.input_tokens is not None:
+            last.input_tokens = delta.input_tokens
+        if delta.output_tokens is not None:
+            last.output_tokens = delta.output_tokens
+        if delta.finish_reason is not None:
+            last.finish_reason = delta.finish_reason
+        if delta.raw is not None:
+            last.raw = delta.raw
+
+    def _observe(self, job: Job, lane: Lane, resp: aiohttp.ClientResponse) -> None:
+        job.http_status = resp.status
+        job.provider_request_id = resp.headers.get(job.adapter.request_id_header)
+        limits = job.adapter.rate_limits(resp.headers)
+        if limits is not None:
+            lane.limiter.observe(limits)
+
+    def _annotate(self, exc: errors.AccelError, job: Job, lane: Lane) -> errors.AccelError:
+        exc.provider = job.request.provider
+        exc.request_id = job.id
+        exc.message = self.redact(exc.message)
+        exc.args = (exc.message,)
+        if isinstance(exc, errors.AuthenticationError) and lane.key is not None:
+            exc.message = f"{exc.message} [key {lane.label}]"
+            exc.args = (exc.message,)
+            exc.hint = f"set a valid {_key_env(job.request.provider)} or run `%accel keys`"
+        return exc
+
+    def _release(self, lane: Lane, outcome: int, error: errors.AccelError | None) -> None:
+        lane.finish()
+        breaker = lane.breaker
+        if outcome == _SUCCESS:
+            breaker.on_success()
+            lane.warm()
+        elif outcome == _FAILURE:
+            breaker.on_failure()
+        else:
+            breaker.on_neutral()
+            if outcome == _RATE_LIMITED and error is not None:
+                retry = self.settings.retry
+                lane.cool_down(error.retry_after_s, retry.backoff_base_s, retry.backoff_max_s)
+            elif outcome == _REJECTED_KEY:
+                lane.retired = "rejected (401)"
+        self._pump(self._pool(lane.provider))
+
+    # -- endings (engine loop) -----------------------------------------------------------
+    def _serve_from_cache(self, job: Job) -> bool:
+        cache = self._cache_store()
+        value = cache.get(job.cache_key) if cache else None
+        if value is None:
+            return False
+        value["usage"] = Usage(**value["usage"])
+        # nothing was sent, so nothing was spent: the cost of a hit is zero
+        response = Response(**{**value, "request_id": job.id, "cached": True, "attempts": 0, "cost_usd": 0.0})
+        job.t_start = self._clock()
+        self._finish(job, response, None)
+        return True
+
+    def _cache_store(self) -> SqliteCache | None:
+        if self._cache is None and self.settings.cache_path is not None:
+            self._cache = SqliteCache(self.settings.cache_path)
+        return self._cache
+
+    def _succeed(self, job: Job, reply: Reply) -> None:
+        req = job.request
+        usage = reply.usage
+        if usage is None:
+            usage = Usage(estimate_prompt_tokens(req.messages, req.system) if req.kind == "chat" else
+                          sum(count_tokens(t) for t in req.inputs), count_tokens(reply.text), estimated=True)
+        now = self._clock()
+        if job.lane is not None:
+            job.lane.limiter.settle(job.cost_tokens, usage.total_tokens or 0)
+        response = Response(
+            text=reply.text,
+            provider=req.provider,
+            model=reply.model or req.model,
+            request_id=job.id,
+            usage=usage,
+            latency_s=now - job.t_start,
+            ttft_s=None if job.t_first is None else job.t_first - job.t_start,
+            attempts=job.attempts,
+            cost_usd=self.prices.cost(req.provider, req.model, usage),
+            finish_reason=reply.finish_reason,
+            raw=reply.raw,
+        )
+        if job.cache_key is not None and req.kind == "chat" and (cache := self._cache_store()):
+            stored = {k: getattr(response, k) for k in ("text", "provider", "model", "cost_usd", "finish_reason", "raw")}
+            stored["usage"] = {k: getattr(usage, k) for k in ("input_tokens", "output_tokens", "total_tokens", "estimated")}
+            cache.put(job.cache_key, stored)
+        result: Any = response
+        if req.kind == "embed":
+            from ..embeddings import Embeddings  # numpy loads only for embeddings
+
+            result = Embeddings(reply.vectors or [], response, normalize=job.normalize)
+        self._finish(job, response, None, result)
+
+    def _fail(self, job: Job, error: errors.AccelError) -> None:
+        error.provider = error.provider or job.request.provider
+        error.request_id = error.request_id or job.id
+        self._finish(job, None, error)
+
+    def _finish(self, job: Job, response: Response | None, error: errors.AccelError | None, result: Any = None) -> None:
+        if job.state == _DONE:
+            return
+        job.state = _DONE
+        self._left_queue(job)
+        self._jobs.discard(job)
+        if job.timer is not None:
+            job.timer.cancel()
+        if job.grant is not None and not job.grant.done():
+            job.grant.cancel()
+        row = self._row(job, response, error)
+        self.tracker.finished(row)
+        if self.ledger is not None:
+            self.ledger.record(row)
+        if error is not None:
+            job.sink.fail(error)
+        else:
+            job.sink.done(result if result is not None else response)
+
+    def _row(self, job: Job, response: Response | None, error: errors.AccelError | None) -> dict[str, Any]:
+        req = job.request
+        store = self.settings.store_content
+        prompt: Any = None
+        if store:
+            prompt = req.inputs if req.kind == "embed" else {"system": req.system, "messages": req.messages}
+        now = self._clock()
+        started = job.t_start or now
+        return {
+            "id": job.id,
+            "created_at": job.created_at,
+            "provider": req.provider,
+            "model": response.model if response else req.model,
+            "kind": req.kind,
+            "priority": Priority(job.priority).name.lower(),
+            "status": "ok" if error is None else "error",
+            "error_class": type(error).__name__ if error else None,
+            "error_message": self.redact(error.message) if error else None,
+            "http_status": error.status if error else job.http_status,
+            "provider_request_id": job.provider_request_id,
+            "attempts": job.attempts,
+            "queue_s": (started - job.t_submit) if job.t_submit else None,
+            "latency_s": response.latency_s if response else (now - started),
+            "ttft_s": response.ttft_s if response else None,
+            "input_tokens": response.usage.input_tokens if response else None,
+            "output_tokens": response.usage.output_tokens if response else None,
+            "usage_estimated": response.usage.estimated if response else None,
+            "cost_usd": response.cost_usd if response else None,
+            "cached": bool(response and response.cached),
+            "finish_reason": response.finish_reason if response else None,
+            "key": job.lane.label if job.lane else None,
+            "batch_id": job.batch[0] if job.batch else None,
+            "batch_index": job.batch[1] if job.batch else None,
+            "prompt": prompt,
+            "response": response.text if (response and store and req.kind == "chat") else None,
+        }
+
+    def _cancel(self, item: tuple[Job, errors.AccelError | None]) -> None:
+        job, reason = item
+        reason = reason or errors.CancelledError("cancelled by the caller", provider=job.request.provider)
+        self._stop_job(job, reason)
+
+    def _expire(self, job: Job) -> None:
+        job.timer = None
+        self._stop_job(job, errors.TimeoutError(
+            f"no complete answer within the {job.timeout_s:g} s timeout", provider=job.request.provider,
+            retryable=False, hint="raise timeout= if the model is just slow",
+        ))
+
+    def _stop_job(self, job: Job, reason: errors.AccelError) -> None:
+        if job.state == _DONE:
+            return
+        if job.task is not None and not job.task.done():
+            job.cancel_reason = reason
+            job.task.cancel()
+        else:
+            self._fail(job, reason)
+
+    async def _shutdown(self) -> None:
+        for job in list(self._jobs):
+            self._stop_job(job, errors.CancelledError("the client was closed", provider=job.request.provider))
+        tasks = [job.task for job in list(self._jobs) if job.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
+        for pool in self._pools.values():
+            if pool.wake is not None:
+                pool.wake.cancel()
+        await self._transport.close()
+
+    def _snapshot(self) -> dict[str, Any]:
+        now = self._clock()
+        providers: dict[str, Any] = {}
+        for pid in self.settings.providers:
+            metrics = self.tracker.providers.get(pid)
+            pool = self._pools.get(pid)
+            if metrics is None and pool is None:
+                continue
+            entry = (metrics or self.tracker.metrics(pid)).summary()
+            lanes = pool.keys.lanes if pool else []
+            entry["queued"] = sum(1 for *_, job in pool.heap if job.state != _DONE) if pool else 0
+            entry["in_flight"] = sum(lane.in_flight for lane in lanes)
+            entry["lanes"] = [
+                {
+                    "key": lane.label,
+                    "state": lane.state(),
+                    "in_flight": lane.in_flight,
+                    "concurrency": lane.concurrency,
+                    "cooling_s": max(0.0, lane.cooling_until - now),
+                    "breaker": lane.breaker.state,
+                    "retired": lane.retired,
+                }
+                for lane in lanes
+            ]
+            providers[pid] = entry
+        return {
+            "providers": providers,
+            "queued": self._queued,
+            "waiting": sum(1 for *_, job in self._overflow if job.state != _DONE),
+            "in_flight": sum(p["in_flight"] for p in providers.values()),
+        }
+
+
+def _outcome(exc: errors.AccelError) -> int:
+    if isinstance(exc, errors.AuthenticationError) and exc.status == 401:
+        return _REJECTED_KEY
+    if isinstance(exc, errors.RateLimitError) and not isinstance(exc, errors.QuotaExceededError):
+        return _RATE_LIMITED
+    if isinstance(exc, (errors.ServerError, errors.OverloadedError, errors.TimeoutError, errors.ConnectionError)):
+        return _FAILURE
+    return _NEUTRAL
+
+
+def _lane_scoped(exc: errors.AccelError) -> bool:
+    """Errors about one key: its lane's cooldown (or retirement) holds it back, not a sleep."""
+    return _outcome(exc) in (_RATE_LIMITED, _REJECTED_KEY)
+
+
+def _key_env(provider: str) -> str:
+    return get_adapter(provider).key_env[0] if get_adapter(provider).key_env else "the provider's key"

@@ -1,0 +1,115 @@
+"""The persistent request ledger: one row per finished request, never a key."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Protocol
+
+from .sqlite import SqliteStore
+
+__all__ = ["COLUMNS", "Ledger", "SqliteLedger"]
+
+COLUMNS = (
+    "id",
+    "created_at",
+    "provider",
+    "model",
+    "kind",
+    "priority",
+    "status",
+    "error_class",
+    "error_message",
+    "http_status",
+    "provider_request_id",
+    "attempts",
+    "queue_s",
+    "latency_s",
+    "ttft_s",
+    "input_tokens",
+    "output_tokens",
+    "usage_estimated",
+    "cost_usd",
+    "cached",
+    "finish_reason",
+    "key",
+    "batch_id",
+    "batch_index",
+    "prompt",
+    "response",
+)
+
+
+class Ledger(Protocol):
+    """What the engine needs from a ledger (SQLite today; Redis for many kernels next)."""
+
+    def record(self, row: dict[str, Any]) -> None: ...
+
+    def query(
+        self, limit: int = 20, *, provider: str | None = None, errors: bool = False, batch_id: str | None = None
+    ) -> list[dict[str, Any]]: ...
+
+    def batch_done(self, batch_id: str) -> dict[int, dict[str, Any]]: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class SqliteLedger(SqliteStore):
+    """SQLite in WAL mode; safe for several kernels writing the same file."""
+
+    MIGRATIONS = (
+        (
+            "m001_requests",
+            # one row per finished request; `key` is a source label and last 4 characters
+            """CREATE TABLE requests (
+                id TEXT PRIMARY KEY, created_at REAL NOT NULL, provider TEXT NOT NULL,
+                model TEXT NOT NULL, kind TEXT NOT NULL, priority TEXT, status TEXT NOT NULL,
+                error_class TEXT, error_message TEXT, http_status INTEGER, provider_request_id TEXT,
+                attempts INTEGER, queue_s REAL, latency_s REAL, ttft_s REAL, input_tokens INTEGER,
+                output_tokens INTEGER, usage_estimated INTEGER, cost_usd REAL, cached INTEGER,
+                finish_reason TEXT, key TEXT, batch_id TEXT, batch_index INTEGER, prompt TEXT,
+                response TEXT
+            );
+            CREATE INDEX requests_created ON requests (created_at);
+            CREATE INDEX requests_batch ON requests (batch_id, batch_index)""",
+        ),
+    )
+
+    _INSERT = f"INSERT OR REPLACE INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+
+    def record(self, row: dict[str, Any]) -> None:
+        values = [row.get(name) for name in COLUMNS]
+        prompt = row.get("prompt")
+        if prompt is not None and not isinstance(prompt, str):
+            values[COLUMNS.index("prompt")] = json.dumps(prompt, ensure_ascii=False)
+        self.write(self._INSERT, values)
+
+    def query(
+        self, limit: int = 20, *, provider: str | None = None, errors: bool = False, batch_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        self.flush()
+        where, params = [], []
+        if provider:
+            where.append("provider = ?")
+            params.append(provider)
+        if errors:
+            where.append("status != 'ok'")
+        if batch_id:
+            where.append("batch_id = ?")
+            params.append(batch_id)
+        sql = "SELECT * FROM requests"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC LIMIT ?"
+        with self.reading() as db:
+            return [dict(row) for row in db.execute(sql, (*params, int(limit)))]
+
+    def batch_done(self, batch_id: str) -> dict[int, dict[str, Any]]:
+        """The rows that succeeded in a batch, by index: what a resumed ``map`` skips."""
+        self.flush()
+        with self.reading() as db:
+            rows = db.execute(
+                "SELECT * FROM requests WHERE batch_id = ? AND status = 'ok' ORDER BY created_at", (batch_id,)
+            )
+            return {row["batch_index"]: dict(row) for row in rows}

@@ -1,0 +1,268 @@
+"""The adapter contract and the helpers every adapter shares.
+
+An adapter is a data transformer, never a client: it turns a normalized
+``Request`` into an ``HttpCall``, a reply body into a ``Reply``, a stream frame
+into a ``Delta`` and an error reply into a classified ``AccelError``.  It never
+sleeps, retries, logs or owns a connection; the engine does all of that, once.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import re
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping
+
+from .. import errors
+from ..types import Request, Usage
+
+__all__ = [
+    "Adapter",
+    "Delta",
+    "HttpCall",
+    "RateLimits",
+    "Reply",
+    "classify_status",
+    "parse_duration",
+    "parse_json",
+    "protocol_error",
+    "retry_hint",
+    "snippet",
+]
+
+
+@dataclass(slots=True)
+class HttpCall:
+    method: str
+    url: str
+    headers: dict[str, str]
+    json: Any = None
+
+
+@dataclass(slots=True)
+class Reply:
+    """A parsed non-streaming reply."""
+
+    text: str = ""
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    model: str | None = None
+    raw: Any = None
+    vectors: list[list[float]] | None = None
+
+
+@dataclass(slots=True)
+class Delta:
+    """What one stream frame adds: text, token counts (latest wins), an end, or an error."""
+
+    text: str = ""
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    finish_reason: str | None = None
+    error: errors.AccelError | None = None
+    raw: Any = None
+
+
+@dataclass(slots=True)
+class RateLimits:
+    """What a reply's headers say about the lane's remaining budget (``None``: not said)."""
+
+    requests_limit: float | None = None
+    requests_remaining: float | None = None
+    requests_reset_s: float | None = None
+    tokens_limit: float | None = None
+    tokens_remaining: float | None = None
+    tokens_reset_s: float | None = None
+
+
+class Adapter:
+    """One API's wire format.  Subclasses declare what they are as class attributes."""
+
+    id: ClassVar[str]
+    title: ClassVar[str]
+    aliases: ClassVar[tuple[str, ...]] = ()
+    key_env: ClassVar[tuple[str, ...]] = ()
+    base_url_env: ClassVar[tuple[str, ...]] = ()
+    default_base_url: ClassVar[str]
+    sim_path: ClassVar[str]
+    default_model: ClassVar[str]
+    default_embed_model: ClassVar[str | None] = None
+    models: ClassVar[tuple[str, ...]] = ()
+    needs_key: ClassVar[bool] = True
+    kinds: ClassVar[frozenset[str]] = frozenset({"chat"})
+    stream_format: ClassVar[str] = "sse"
+    default_concurrency: ClassVar[int] = 16
+    request_id_header: ClassVar[str] = "x-request-id"
+
+    # -- requests -----------------------------------------------------------------
+    def build(self, req: Request, base_url: str, key: str | None) -> HttpCall:
+        raise NotImplementedError
+
+    # -- replies ------------------------------------------------------------------
+    def parse(self, req: Request, body: Any) -> Reply:
+        """Turn a decoded JSON body into a ``Reply``; raise ``ProtocolError`` on a wrong shape."""
+        raise NotImplementedError
+
+    def parse_frame(self, req: Request, event: str | None, data: str) -> Delta | None:
+        """One stream frame (SSE ``event``/``data`` or one NDJSON line); ``None`` to skip it."""
+        raise NotImplementedError
+
+    def classify(self, status: int, headers: Mapping[str, str], body: bytes) -> errors.AccelError:
+        """An error reply as an ``AccelError``.  The default reads a few common body shapes."""
+        data = parse_json(body)
+        message = _first_message(data) or snippet(body) or f"HTTP {status}"
+        return classify_status(status, message, headers=headers)
+
+    def rate_limits(self, headers: Mapping[str, str]) -> RateLimits | None:
+        return None
+
+    # -- helpers for subclasses -----------------------------------------------------
+    def check_kind(self, req: Request) -> None:
+        if req.kind not in self.kinds:
+            supported = ", ".join(sorted(self.kinds))
+            raise errors.BadRequestError(
+                f"{self.id} does not support {req.kind!r} requests (it supports: {supported})",
+                provider=self.id,
+            )
+
+    def __repr__(self) -> str:
+        return f"<adapter {self.id}>"
+
+
+# -- shared helpers -------------------------------------------------------------------
+
+_CONTEXT_PATTERNS = re.compile(
+    r"context.{0,20}(length|window)|maximum context|prompt is too long|too many tokens|"
+    r"exceeds the maximum number of tokens|input is too long|max_input_tokens",
+    re.IGNORECASE,
+)
+
+_STATUS_CLASSES: dict[int, type[errors.AccelError]] = {
+    400: errors.BadRequestError,
+    401: errors.AuthenticationError,
+    402: errors.QuotaExceededError,
+    403: errors.PermissionDeniedError,
+    404: errors.NotFoundError,
+    408: errors.TimeoutError,
+    409: errors.ServerError,
+    413: errors.BadRequestError,
+    422: errors.BadRequestError,
+    429: errors.RateLimitError,
+    503: errors.OverloadedError,
+    504: errors.TimeoutError,
+    529: errors.OverloadedError,
+}
+
+_HINTS: dict[type[errors.AccelError], str] = {
+    errors.AuthenticationError: "check the key (`%accel keys` shows which one is in use)",
+    errors.PermissionDeniedError: "this key may not use this model or route",
+    errors.NotFoundError: "check the model name (`%accel list` shows the known ones)",
+    errors.QuotaExceededError: "the account's quota or budget is spent: add credit or use another key",
+    errors.ContextLengthError: "shorten the prompt or lower max_tokens",
+}
+
+
+def classify_status(
+    status: int,
+    message: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    cls: type[errors.AccelError] | None = None,
+    retry_after_s: float | None = None,
+) -> errors.AccelError:
+    """The status-based decision the official SDKs make, refined by the body's message.
+
+    ``x-should-retry`` overrides retryability, as in the SDKs; the wait hint is read
+    from the headers or the message unless the caller already found one.
+    """
+    headers = headers or {}
+    if cls is None:
+        cls = _STATUS_CLASSES.get(status)
+        if cls is None:
+            cls = errors.ServerError if status >= 500 else errors.BadRequestError
+        if cls is errors.BadRequestError and _CONTEXT_PATTERNS.search(message):
+            cls = errors.ContextLengthError
+    retryable = None
+    should_retry = headers.get("x-should-retry")
+    if should_retry in ("true", "false"):
+        retryable = should_retry == "true"
+    if retry_after_s is None:
+        retry_after_s = retry_hint(headers, message)
+    return cls(message, status=status, retryable=retryable, retry_after_s=retry_after_s, hint=_HINTS.get(cls))
+
+
+_TRY_AGAIN = re.compile(r"try again in ((?:\d+(?:\.\d+)?(?:ms|h|m|s))+)", re.IGNORECASE)
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float | None:
+    """``6m0s``, ``2m59.56s``, ``12ms``, ``37s``, ``1.5`` (seconds) -> seconds."""
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return None
+    return sum(float(n) * _UNIT_S[u] for n, u in parts)
+
+
+def retry_hint(headers: Mapping[str, str], message: str = "") -> float | None:
+    """The server's wait hint in seconds: ``retry-after-ms``, ``retry-after`` (seconds or an
+    HTTP date), or "Please try again in 6.596s" in the message."""
+    if value := headers.get("retry-after-ms"):
+        try:
+            return max(0.0, float(value) / 1000)
+        except ValueError:
+            pass
+    if value := headers.get("retry-after"):
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            try:
+                when = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError):
+                when = None
+            if when is not None:
+                return max(0.0, when.timestamp() - time.time())
+    if message and (match := _TRY_AGAIN.search(message)):
+        return parse_duration(match.group(1))
+    return None
+
+
+def parse_json(body: bytes | str) -> Any:
+    """Decoded JSON, or ``None`` when the body is not JSON."""
+    try:
+        return json.loads(body)
+    except (ValueError, TypeError):
+        return None
+
+
+def snippet(body: bytes | str, limit: int = 200) -> str:
+    """The first bytes of a body, for an error message a person can read."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _first_message(data: Any) -> str | None:
+    """``{error: {message}}``, ``{error: "msg"}``, ``{detail}``, ``{message}``."""
+    if not isinstance(data, dict):
+        return None
+    err = data.get("error")
+    if isinstance(err, dict) and isinstance(err.get("message"), str):
+        return err["message"]
+    for field in ("error", "detail", "message"):
+        if isinstance(data.get(field), str):
+            return data[field]
+    return None
+
+
+def protocol_error(what: str, body: Any) -> errors.ProtocolError:
+    """A reply that parsed but has the wrong shape."""
+    raw = body if isinstance(body, (bytes, str)) else json.dumps(body)[:400]
+    return errors.ProtocolError(f"{what}; the reply began: {snippet(raw)!r}")

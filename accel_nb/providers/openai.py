@@ -1,0 +1,179 @@
+"""OpenAI Chat Completions and Embeddings — and every server that speaks them.
+
+vLLM, TGI's ``/v1`` route, OVMS ``/v3``, Ollama's ``/v1`` and OPEA's LLM
+microservice take the same bodies, so ``OpenAICompatible`` is the shared base;
+a provider changes only what differs (its URL prefix, a usage field, an error code).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar, Mapping
+
+from .. import errors
+from ..types import Request, Usage
+from .base import (
+    Adapter,
+    Delta,
+    HttpCall,
+    RateLimits,
+    Reply,
+    classify_status,
+    parse_duration,
+    parse_json,
+    protocol_error,
+    snippet,
+)
+
+__all__ = ["OpenAI", "OpenAICompatible", "openai_rate_limits"]
+
+
+class OpenAICompatible(Adapter):
+    """The OpenAI wire format; subclasses set identity and a few switches."""
+
+    kinds = frozenset({"chat", "embed"})
+    chat_path: ClassVar[str] = "/chat/completions"
+    embed_path: ClassVar[str] = "/embeddings"
+    max_tokens_field: ClassVar[str] = "max_tokens"
+
+    def build(self, req: Request, base_url: str, key: str | None) -> HttpCall:
+        self.check_kind(req)
+        headers = {"content-type": "application/json"}
+        if key:
+            headers["authorization"] = f"Bearer {key}"
+        if req.kind == "embed":
+            body: dict[str, Any] = {"model": req.model, "input": req.inputs, "encoding_format": "float"}
+            body.update(req.params)
+            return HttpCall("POST", base_url + self.embed_path, headers, body)
+        messages = list(req.messages)
+        if req.system:
+            messages.insert(0, {"role": "system", "content": req.system})
+        body = {"model": req.model, "messages": messages}
+        for name, value in req.params.items():
+            body[self.max_tokens_field if name == "max_tokens" else name] = value
+        if req.stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        return HttpCall("POST", base_url + self.chat_path, headers, body)
+
+    def parse(self, req: Request, body: Any) -> Reply:
+        try:
+            if req.kind == "embed":
+                rows = sorted(body["data"], key=lambda row: row["index"])
+                return Reply(
+                    vectors=[row["embedding"] for row in rows],
+                    usage=self.usage(body.get("usage")),
+                    model=body.get("model"),
+                    raw=body,
+                )
+            choice = body["choices"][0]
+            return Reply(
+                text=choice["message"].get("content") or "",
+                finish_reason=choice.get("finish_reason"),
+                usage=self.usage(body.get("usage")),
+                model=body.get("model"),
+                raw=body,
+            )
+        except (KeyError, IndexError, TypeError, AttributeError):
+            raise protocol_error(f"{self.id} reply has no choices[0].message", body) from None
+
+    def parse_frame(self, req: Request, event: str | None, data: str) -> Delta | None:
+        if data == "[DONE]":
+            return None
+        try:
+            frame = json.loads(data)
+        except ValueError:
+            raise protocol_error(f"{self.id} stream frame is not JSON", data) from None
+        if "error" in frame:
+            return Delta(error=self.stream_error(frame))
+        delta = Delta(raw=frame)
+        usage = self.stream_usage(frame)
+        if usage:
+            delta.input_tokens = usage.get("prompt_tokens")
+            delta.output_tokens = usage.get("completion_tokens")
+        choices = frame.get("choices")
+        if choices:
+            choice = choices[0]
+            delta.text = (choice.get("delta") or {}).get("content") or ""
+            delta.finish_reason = choice.get("finish_reason")
+        return delta
+
+    def stream_usage(self, frame: dict) -> dict | None:
+        return frame.get("usage")
+
+    def stream_error(self, frame: dict) -> errors.AccelError:
+        err = frame["error"]
+        message = err.get("message") if isinstance(err, dict) else str(err)
+        return classify_status(500, message or "error inside the stream")
+
+    @staticmethod
+    def usage(data: Mapping[str, Any] | None) -> Usage | None:
+        if not data:
+            return None
+        return Usage(
+            input_tokens=data.get("prompt_tokens") or 0,
+            output_tokens=data.get("completion_tokens") or 0,
+            total_tokens=data.get("total_tokens"),
+        )
+
+    def classify(self, status: int, headers: Mapping[str, str], body: bytes) -> errors.AccelError:
+        data = parse_json(body)
+        err = data.get("error") if isinstance(data, dict) else None
+        if not isinstance(err, dict):
+            return super().classify(status, headers, body)
+        message = err.get("message") or snippet(body)
+        code = err.get("code") or err.get("type")
+        cls = self.error_codes.get(code) if isinstance(code, str) else None
+        return classify_status(status, message, headers=headers, cls=cls)
+
+    error_codes: ClassVar[dict[str, type[errors.AccelError]]] = {
+        "insufficient_quota": errors.QuotaExceededError,
+        "context_length_exceeded": errors.ContextLengthError,
+        "invalid_api_key": errors.AuthenticationError,
+        "model_not_found": errors.NotFoundError,
+    }
+
+    def rate_limits(self, headers: Mapping[str, str]) -> RateLimits | None:
+        return openai_rate_limits(headers)
+
+
+def openai_rate_limits(headers: Mapping[str, str]) -> RateLimits | None:
+    """``x-ratelimit-{limit,remaining,reset}-{requests,tokens}``, resets as ``6m0s`` durations."""
+    if "x-ratelimit-remaining-requests" not in headers and "x-ratelimit-remaining-tokens" not in headers:
+        return None
+
+    def number(name: str) -> float | None:
+        value = headers.get(name)
+        if value is None:
+            return None
+        try:
+            return float(value)
+        except ValueError:
+            return None
+
+    def duration(name: str) -> float | None:
+        value = headers.get(name)
+        return parse_duration(value) if value else None
+
+    return RateLimits(
+        requests_limit=number("x-ratelimit-limit-requests"),
+        requests_remaining=number("x-ratelimit-remaining-requests"),
+        requests_reset_s=duration("x-ratelimit-reset-requests"),
+        tokens_limit=number("x-ratelimit-limit-tokens"),
+        tokens_remaining=number("x-ratelimit-remaining-tokens"),
+        tokens_reset_s=duration("x-ratelimit-reset-tokens"),
+    )
+
+
+class OpenAI(OpenAICompatible):
+    id = "openai"
+    title = "OpenAI"
+    key_env = ("OPENAI_API_KEY",)
+    base_url_env = ("OPENAI_BASE_URL",)
+    default_base_url = "https://api.openai.com/v1"
+    sim_path = "/openai/v1"
+    default_model = "gpt-4o-mini"
+    default_embed_model = "text-embedding-3-small"
+    models = ("gpt-4o-mini", "gpt-4o", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "o4-mini")
+    max_tokens_field = "max_completion_tokens"
+    default_concurrency = 32

@@ -1,0 +1,98 @@
+"""Value types shared by the client, the engine and the adapters."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Chunk", "Priority", "Request", "Response", "Usage"]
+
+
+class Priority(enum.IntEnum):
+    """Lower value runs first; FIFO within one priority."""
+
+    HIGH = 0
+    NORMAL = 1
+    LOW = 2
+
+    @classmethod
+    def parse(cls, value: Priority | str | int) -> Priority:
+        if isinstance(value, Priority):
+            return value
+        if isinstance(value, str):
+            try:
+                return cls[value.strip().upper()]
+            except KeyError:
+                raise ValueError(f"priority must be high, normal or low, not {value!r}") from None
+        return cls(value)
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token counts; ``estimated`` is True when the provider reported none and we counted."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int | None = None
+    estimated: bool = False
+
+    def __post_init__(self) -> None:
+        if self.total_tokens is None:
+            self.total_tokens = self.input_tokens + self.output_tokens
+
+
+@dataclass(slots=True)
+class Response:
+    """One finished request, whatever the provider."""
+
+    text: str
+    provider: str
+    model: str
+    request_id: str
+    usage: Usage = field(default_factory=Usage)
+    latency_s: float = 0.0
+    ttft_s: float | None = None
+    attempts: int = 1
+    cached: bool = False
+    cost_usd: float | None = None
+    finish_reason: str | None = None
+    raw: Any = None
+
+    @property
+    def target(self) -> str:
+        return f"{self.provider}:{self.model}"
+
+    def __str__(self) -> str:
+        return self.text
+
+    def _repr_markdown_(self) -> str:
+        return self.text
+
+
+@dataclass(slots=True)
+class Chunk:
+    """A piece of a streamed answer."""
+
+    text: str
+    request_id: str = ""
+
+
+@dataclass(slots=True, eq=False)
+class Request:
+    """A normalized request: what the caller asked, before any provider shape.
+
+    ``params`` holds the common generation options under neutral names
+    (``max_tokens``, ``temperature``, ``top_p``, ``stop``) plus any
+    provider-specific extras the caller passed through.
+    """
+
+    kind: str  # "chat" | "embed" (later kinds: "generate", "infer", "rerank", …)
+    provider: str
+    model: str
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    system: str | None = None
+    inputs: list[str] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+    stream: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
