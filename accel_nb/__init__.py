@@ -18,7 +18,9 @@ __all__ = [
     "Response",
     "Stream",
     "Usage",
+    "default_client",
     "errors",
+    "set_default_client",
     "sim",
 ]
 
@@ -26,6 +28,8 @@ _LAZY = {
     "AsyncStream": "accel_nb.client",
     "Client": "accel_nb.client",
     "Stream": "accel_nb.client",
+    "default_client": "accel_nb.client",
+    "set_default_client": "accel_nb.client",
     "Chunk": "accel_nb.types",
     "Priority": "accel_nb.types",
     "Response": "accel_nb.types",
@@ -34,7 +38,7 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from . import errors, sim
-    from .client import AsyncStream, Client, Stream
+    from .client import AsyncStream, Client, Stream, default_client, set_default_client
     from .types import Chunk, Priority, Response, Usage
 
 

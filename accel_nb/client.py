@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import queue
 import threading
 import weakref
 from typing import Any, AsyncIterator, Iterable, Iterator, Mapping, Sequence
@@ -24,9 +25,21 @@ from .providers import get_adapter, parse_target
 from .stats import Stats
 from .types import Chunk, Priority, Request, Response, Usage
 
-__all__ = ["AsyncStream", "Client", "Stream"]
+__all__ = ["AsyncStream", "Client", "Stream", "default_client", "set_default_client"]
 
 _COMMON = ("max_tokens", "temperature", "top_p", "stop")
+
+# A blocked wait wakes this often: a SIGINT (kernel interrupt) that lands on another
+# thread is only seen when the main thread runs Python code again.
+_POLL_S = 0.1
+
+
+def _get(q: queue.SimpleQueue[Any]) -> Any:
+    while True:
+        try:
+            return q.get(timeout=_POLL_S)
+        except queue.Empty:
+            continue
 
 
 class Client:
@@ -315,7 +328,11 @@ class Client:
 
     def _wait(self, job: Job, future: concurrent.futures.Future[Any]) -> Any:
         try:
-            return future.result()
+            while True:
+                try:
+                    return future.result(timeout=_POLL_S)
+                except concurrent.futures.TimeoutError:
+                    continue
         except KeyboardInterrupt:
             self.engine.cancel(job, errors.CancelledError("interrupted", provider=job.request.provider))
             raise
@@ -373,7 +390,7 @@ class Stream:
     def __iter__(self) -> Iterator[Chunk]:
         while not self._finished:
             try:
-                item = self._queue.get()
+                item = _get(self._queue)
             except KeyboardInterrupt:
                 self.close()
                 raise
@@ -531,3 +548,26 @@ class _progress:
     def __exit__(self, *exc: Any) -> None:
         if self._bar is not None:
             self._bar.close()
+
+
+_default: Client | None = None
+_default_lock = threading.Lock()
+
+
+def default_client() -> Client:
+    """The kernel's shared client (used by the magics, widgets and the lab extension)."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = Client()
+    return _default
+
+
+def set_default_client(client: Client | None) -> None:
+    """Replace the shared client (the old one is closed); ``None`` makes a fresh one on next use."""
+    global _default
+    with _default_lock:
+        old, _default = _default, client
+    if old is not None and old is not client:
+        old.close()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from .tables import text_table
+
 __all__ = ["Stats"]
 
 _COLUMNS = (
@@ -39,13 +41,8 @@ class Stats(dict):
         return rows
 
     def __str__(self) -> str:
-        header = [title for title, _, _ in _COLUMNS]
         rows = self.rows()
-        if not rows:
-            return "no requests yet"
-        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-        lines = ["  ".join(cell.rjust(w) for cell, w in zip(r, widths)) for r in [header, *rows]]
-        return "\n".join(lines)
+        return text_table([title for title, _, _ in _COLUMNS], rows, right=True) if rows else "no requests yet"
 
     def _repr_html_(self) -> str:
         rows = self.rows()

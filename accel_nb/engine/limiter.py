@@ -49,6 +49,8 @@ class TokenBucket:
         if remaining is None:
             return
         self._refill(now)
+        if self.rate is None:  # first news of a limit: the server's count is all we know
+            self.tokens = remaining
         if limit:
             self.capacity = limit
             if reset_s and reset_s > 0:

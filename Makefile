@@ -1,0 +1,34 @@
+# The two commands a newcomer needs:  `make demo`  and  `make test`.
+# Each creates .venv and installs what it needs on first use.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/pip --disable-pip-version-check -q
+
+.PHONY: demo test bench lint setup clean
+
+$(VENV)/.installed-%: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -e '.[$*]'
+	touch $@
+
+setup: $(VENV)/.installed-test
+
+## demo: compare every chat provider against the built-in simulator (no keys needed)
+demo: $(VENV)/.installed-test
+	$(BIN)/accel-nb demo
+
+## test: the whole test suite, as CI runs it
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest
+
+## bench: the speed benchmarks, side by side, printing ratios
+bench: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/overhead.py
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check accel_nb tests benchmarks
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

@@ -1,0 +1,222 @@
+"""Engine overhead vs raw HTTP clients and SDKs, side by side in one run.
+
+The simulator (zero-latency mode) serves an OpenAI-compatible API in its own
+process pinned to one core; each client runs in a fresh process pinned to the
+other core, sends N requests at concurrency C (and a streaming variant of about
+20 frames each), and reports requests per second.  Ratios are against raw aiohttp.
+
+    python benchmarks/overhead.py                 # 3000 requests, concurrency 64
+    python benchmarks/overhead.py -n 500 --json   # quick, machine-readable
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Awaitable, Callable
+
+from _common import cpu_note, pin, print_table, start_sim
+
+MODEL = "gpt-4o-mini"
+PROMPT = [{"role": "user", "content": "Say something short about queues."}]
+STREAM_TOKENS = 20
+CLIENTS = ["accel_nb", "aiohttp", "httpx", "httpx-aiohttp", "openai", "litellm"]
+
+
+# -- one client per process -------------------------------------------------------------------
+async def drive(send: Callable[[], Awaitable[Any]], n: int, concurrency: int) -> float:
+    """Requests per second for ``n`` calls of ``send`` with at most ``concurrency`` in flight."""
+    remaining = n
+
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            await send()
+
+    for warm in range(2):  # warm connections and caches, not measured
+        remaining = min(200, n)
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    remaining = n
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return n / (time.perf_counter() - start)
+
+
+def body(stream: bool) -> dict[str, Any]:
+    if stream:
+        return {"model": MODEL, "messages": PROMPT, "max_tokens": STREAM_TOKENS, "stream": True,
+                "stream_options": {"include_usage": True}}
+    return {"model": MODEL, "messages": PROMPT, "max_tokens": 16}
+
+
+async def run_client(name: str, base: str, stream: bool, n: int, concurrency: int) -> float:
+    url = f"{base}/chat/completions"
+    headers = {"authorization": "Bearer bench", "content-type": "application/json"}
+    payload = body(stream)
+
+    if name == "accel_nb":
+        import accel_nb
+
+        ledger = tempfile.mkdtemp()
+        client = accel_nb.Client({
+            "providers": {"openai": {"base_url": base, "concurrency": concurrency}},
+            "ledger": {"path": os.path.join(ledger, "ledger.sqlite3")},
+        }, keys={"openai": "bench-key-0000"})
+
+        async def send() -> None:
+            if stream:
+                async for _ in client.astream("openai:" + MODEL, PROMPT, max_tokens=STREAM_TOKENS):
+                    pass
+            else:
+                await client.achat("openai:" + MODEL, PROMPT, max_tokens=16)
+
+        try:
+            return await drive(send, n, concurrency)
+        finally:
+            rows = len(client.logs(n + 1000))
+            client.close()
+            assert rows >= n, f"the ledger holds {rows} rows, expected at least {n}"
+
+    if name == "aiohttp":
+        import aiohttp
+
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+            data = json.dumps(payload).encode()
+
+            async def send() -> None:
+                async with session.post(url, data=data, headers=headers) as resp:
+                    if stream:
+                        async for line in resp.content:
+                            if line.startswith(b"data: ") and line[6:12] != b"[DONE]":
+                                json.loads(line[6:])
+                    else:
+                        json.loads(await resp.read())
+
+            return await drive(send, n, concurrency)
+
+    if name in ("httpx", "httpx-aiohttp"):
+        import httpx
+
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=concurrency)
+        transport = None
+        if name == "httpx-aiohttp":
+            from httpx_aiohttp import AiohttpTransport
+
+            transport = AiohttpTransport()
+        async with httpx.AsyncClient(limits=limits, transport=transport, timeout=60) as session:
+
+            async def send() -> None:
+                if stream:
+                    async with session.stream("POST", url, json=payload, headers=headers) as resp:
+                        async for line in resp.aiter_lines():
+                            if line.startswith("data: ") and line != "data: [DONE]":
+                                json.loads(line[6:])
+                else:
+                    (await session.post(url, json=payload, headers=headers)).json()
+
+            return await drive(send, n, concurrency)
+
+    if name == "openai":
+        import openai
+
+        client = openai.AsyncOpenAI(base_url=base, api_key="bench", max_retries=0)
+
+        async def send() -> None:
+            if stream:
+                async for _ in await client.chat.completions.create(
+                    model=MODEL, messages=PROMPT, max_tokens=STREAM_TOKENS, stream=True,
+                    stream_options={"include_usage": True},
+                ):
+                    pass
+            else:
+                await client.chat.completions.create(model=MODEL, messages=PROMPT, max_tokens=16)
+
+        return await drive(send, n, concurrency)
+
+    if name == "litellm":
+        import litellm
+
+        async def send() -> None:
+            kw = {"model": "openai/" + MODEL, "messages": PROMPT, "api_base": base, "api_key": "bench", "num_retries": 0}
+            if stream:
+                async for _ in await litellm.acompletion(max_tokens=STREAM_TOKENS, stream=True, **kw):
+                    pass
+            else:
+                await litellm.acompletion(max_tokens=16, **kw)
+
+        return await drive(send, n, concurrency)
+
+    raise SystemExit(f"unknown client {name}")
+
+
+def child(args: argparse.Namespace) -> None:
+    pin(0)
+    rate = asyncio.run(run_client(args.client, args.base, args.stream, args.n, args.concurrency))
+    print(json.dumps({"rate": rate}))
+
+
+# -- the driver --------------------------------------------------------------------------------
+def measure(client: str, base: str, stream: bool, n: int, concurrency: int) -> float | None:
+    cmd = [sys.executable, __file__, "--child", client, "--base", base, "-n", str(n), "-c", str(concurrency)]
+    if stream:
+        cmd.append("--stream")
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    if done.returncode != 0:
+        print(f"  {client}{' stream' if stream else ''} failed:\n{done.stderr[-2000:]}", file=sys.stderr)
+        return None
+    return json.loads(done.stdout.strip().splitlines()[-1])["rate"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-n", type=int, default=3000, help="requests per client and mode")
+    parser.add_argument("-c", "--concurrency", type=int, default=64)
+    parser.add_argument("--clients", default=",".join(CLIENTS), help="comma-separated subset of " + ",".join(CLIENTS))
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--base", help=argparse.SUPPRESS)
+    parser.add_argument("--stream", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        args.client = args.child
+        child(args)
+        return 0
+
+    clients = [c.strip() for c in args.clients.split(",") if c.strip()]
+    results: dict[str, dict[str, float | None]] = {}
+    with start_sim(core=1) as sim_url:
+        base = sim_url + "/openai/v1"
+        for client in clients:
+            results[client] = {mode: measure(client, base, mode == "stream", args.n, args.concurrency)
+                               for mode in ("chat", "stream")}
+            print(f"  measured {client}: {results[client]}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(results))
+        return 0
+    rows = []
+    base_rates = results.get("aiohttp", {})
+    for client, rates in results.items():
+        row = [client]
+        for mode in ("chat", "stream"):
+            rate, ref = rates.get(mode), base_rates.get(mode)
+            row += ["failed" if rate is None else f"{rate:,.0f}", f"{rate / ref:.2f}×" if rate and ref else "–"]
+        rows.append(row)
+    print(f"\nEngine overhead: {args.n} requests at concurrency {args.concurrency}; "
+          f"streams of ~{STREAM_TOKENS} frames. {cpu_note()}")
+    print_table(["client", "req/s", "vs aiohttp", "streams/s", "vs aiohttp"], rows)
+    ours, raw = results.get("accel_nb", {}), base_rates
+    if ours and raw and all(ours.get(m) and raw.get(m) for m in ("chat", "stream")):
+        worst = min(ours[m] / raw[m] for m in ("chat", "stream"))
+        print(f"\naccel_nb (tracking + ledger on) at {worst:.2f}× raw aiohttp in its worse mode (bar: ≥ 0.80×)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
