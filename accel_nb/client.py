@@ -323,7 +323,7 @@ class Client:
     def _mailbox(self, loop: asyncio.AbstractEventLoop) -> Mailbox:
         mailbox = self._mailboxes.get(loop)
         if mailbox is None:
-            mailbox = self._mailboxes[loop] = Mailbox(loop)
+            mailbox = self._mailboxes[loop] = Mailbox(loop, sender=self.engine.loop)
         return mailbox
 
     def _wait(self, job: Job, future: concurrent.futures.Future[Any]) -> Any:

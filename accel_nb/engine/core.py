@@ -47,6 +47,7 @@ __all__ = ["Engine", "Job"]
 log = logging.getLogger("accel_nb")
 
 _NEW, _QUEUED, _RUNNING, _DONE = range(4)
+_PRIORITY_NAMES = tuple(p.name.lower() for p in Priority)
 _SUCCESS, _FAILURE, _RATE_LIMITED, _REJECTED_KEY, _NEUTRAL = range(5)
 
 
@@ -214,7 +215,7 @@ class Engine:
         self._jobs.add(job)
         job.seq = next(self._seq)
         req = job.request
-        self.tracker.queued(job.id, req.provider, req.model, Priority(job.priority).name.lower())
+        self.tracker.queued(job.id, req.provider, req.model, _PRIORITY_NAMES[job.priority])
         if job.timeout_s is not None:
             job.timer = self.loop.call_later(job.timeout_s, self._expire, job)
         if job.cache_key is not None and self._serve_from_cache(job):
@@ -395,9 +396,9 @@ class Engine:
         self.tracker.retry(job.id, req.provider, req.model, state.attempt_number, type(exc).__name__, wait)
 
     async def _reattempt(self, job: Job) -> Reply:
-        job.grant = self.loop.create_future()
-        self._enqueue(job)
-        lane = await job.grant
+        grant = job.grant = self.loop.create_future()
+        self._enqueue(job)  # may answer the grant at once (a free lane, or none can ever serve)
+        lane = await grant
         return await self._attempt(job, lane)
 
     async def _attempt(self, job: Job, lane: Lane) -> Reply:
@@ -598,14 +599,18 @@ class Engine:
             job.timer.cancel()
         if job.grant is not None and not job.grant.done():
             job.grant.cancel()
-        row = self._row(job, response, error)
-        self.tracker.finished(row)
-        if self.ledger is not None:
-            self.ledger.record(row)
-        if error is not None:
-            job.sink.fail(error)
-        else:
-            job.sink.done(result if result is not None else response)
+        try:
+            row = self._row(job, response, error)
+            self.tracker.finished(row)
+            if self.ledger is not None:
+                self.ledger.record(row)
+        except Exception:  # bookkeeping must never keep an answer from its caller
+            log.exception("accel_nb could not record request %s", job.id)
+        finally:
+            if error is not None:
+                job.sink.fail(error)
+            else:
+                job.sink.done(result if result is not None else response)
 
     def _row(self, job: Job, response: Response | None, error: errors.AccelError | None) -> dict[str, Any]:
         req = job.request
@@ -621,7 +626,7 @@ class Engine:
             "provider": req.provider,
             "model": response.model if response else req.model,
             "kind": req.kind,
-            "priority": Priority(job.priority).name.lower(),
+            "priority": _PRIORITY_NAMES[job.priority],
             "status": "ok" if error is None else "error",
             "error_class": type(error).__name__ if error else None,
             "error_message": self.redact(error.message) if error else None,

@@ -19,6 +19,7 @@ class Lane:
     __slots__ = (
         "provider",
         "key",
+        "label",
         "base_url",
         "concurrency",
         "in_flight",
@@ -42,6 +43,7 @@ class Lane:
     ) -> None:
         self.provider = provider
         self.key = key
+        self.label = key.label if key else "no key"
         self.base_url = base_url
         self.concurrency = max(1, concurrency)
         self.in_flight = 0
@@ -51,10 +53,6 @@ class Lane:
         self._cool_streak = 0
         self.retired: str | None = None
         self._clock = clock
-
-    @property
-    def label(self) -> str:
-        return self.key.label if self.key else "no key"
 
     def state(self) -> str:
         """``active``, ``cooling``, ``retired``, or the breaker's ``open`` / ``half_open``."""
