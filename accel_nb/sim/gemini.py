@@ -48,6 +48,7 @@ class Gemini(Protocol):
     adapter = adapters.Gemini()
     overload_status = 503
     request_id_header = None
+    token_frames_vary = True  # each chunk carries the running usage
     invalid_json_message = "Invalid JSON payload received. Unexpected token."
     embedding_dims: ClassVar[dict[str, int]] = {"gemini-embedding-001": 3072, "text-embedding-004": 768}
     #: status -> (gRPC status name, default message)
