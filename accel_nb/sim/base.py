@@ -436,7 +436,6 @@ class Protocol:
         await response.write_eof()
         return response
 
-
     def _token_frames(self, call: Call, chat: Chat) -> Callable[[int, str], Frame]:
         """Token frames made by splicing each token into one frame encoded up front: a stream
         is mostly token frames, and one ``json.dumps`` of a string is far cheaper than of a frame."""
