@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -20,6 +20,7 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
         if any(fnmatch.fnmatchcase(name, pattern) for pattern in _ISOLATED):
             monkeypatch.delenv(name)
     monkeypatch.setenv("ACCEL_NB_HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)  # nor a .env file from the checkout
 
 
 @pytest.fixture
@@ -27,3 +28,17 @@ def sim() -> Iterator[SimServer]:
     """A zero-latency simulator on a free port, stopped after the test."""
     with serve(latency="zero") as server:
         yield server
+
+
+@pytest.fixture
+def sim_factory() -> Iterator[Callable[..., SimServer]]:
+    """Zero-latency simulators with options (``require_key=``, ``rpm=`` …), all stopped after the test."""
+    servers: list[SimServer] = []
+
+    def make(**options) -> SimServer:
+        servers.append(serve(latency="zero", **options))
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.stop()

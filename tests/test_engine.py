@@ -169,25 +169,24 @@ def test_connection_reset_midstream_before_and_after_text(client, sim):
 
 
 # -- priorities, overflow, concurrency ------------------------------------------------------
-def test_priority_order_and_fifo_within_a_priority(make_client, sim):
+def test_priority_order_and_fifo_within_a_priority(make_client):
     client = make_client(providers={"openai": {"concurrency": 1}})
     order: list[str] = []
-    blocker = threading.Thread(target=client.chat, args=("openai", "block"), kwargs={"headers": {"x-sim-ttft": "0.4"}})
-    blocker.start()
-    time.sleep(0.15)  # the blocker holds the only slot
 
-    def send(name, priority):
-        client.chat("openai", name, priority=priority)
+    async def send(name, priority, **kw):
+        await client.achat("openai", name, priority=priority, **kw)
         order.append(name)
 
-    threads = []
-    for name, priority in [("low1", "low"), ("normal1", "normal"), ("high1", "high"), ("low2", "low"), ("high2", "high")]:
-        threads.append(threading.Thread(target=send, args=(name, priority)))
-        threads[-1].start()
-        time.sleep(0.02)
-    for thread in [blocker, *threads]:
-        thread.join(10)
-    assert order == ["high1", "high2", "normal1", "low1", "low2"]
+    async def main():
+        # submitted in this order from one loop, so they reach the engine in this order
+        blocker = asyncio.ensure_future(send("blocker", "low", headers={"x-sim-ttft": "0.3"}))
+        await asyncio.sleep(0)
+        rest = [send(name, priority) for name, priority in
+                [("low1", "low"), ("normal1", "normal"), ("high1", "high"), ("low2", "low"), ("high2", "high")]]
+        await asyncio.gather(blocker, *rest)
+
+    asyncio.run(main())
+    assert order == ["blocker", "high1", "high2", "normal1", "low1", "low2"]
 
 
 def test_concurrency_limit_per_lane(make_client):

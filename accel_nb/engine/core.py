@@ -362,7 +362,7 @@ class Engine:
                     exc,
                     partial(self._reattempt, job),
                     started_at=job.t_start,
-                    lane_scoped=_lane_scoped,
+                    lane_wait=partial(self._lane_wait, job),
                     retryable=partial(self._should_retry, job),
                     before_sleep=partial(self._on_retry, job),
                 )
@@ -387,13 +387,18 @@ class Engine:
             return bool(self._pool(job.request.provider).keys.live())
         return exc.retryable
 
+    def _lane_wait(self, job: Job, exc: errors.AccelError) -> float | None:
+        """For a key-scoped error: seconds until some live key of the provider is out of cooldown."""
+        if _outcome(exc) not in (_RATE_LIMITED, _REJECTED_KEY):
+            return None
+        now = self._clock()
+        waits = [max(0.0, lane.cooling_until - now) for lane in self._pool(job.request.provider).keys.live()]
+        return min(waits, default=0.0)
+
     def _on_retry(self, job: Job, state: Any) -> None:
-        exc = state.outcome.exception()
-        wait = state.upcoming_sleep
-        if job.lane is not None:
-            wait = max(wait, job.lane.cooling_until - self._clock())
         req = job.request
-        self.tracker.retry(job.id, req.provider, req.model, state.attempt_number, type(exc).__name__, wait)
+        error = type(state.outcome.exception()).__name__
+        self.tracker.retry(job.id, req.provider, req.model, state.attempt_number, error, state.upcoming_sleep)
 
     async def _reattempt(self, job: Job) -> Reply:
         grant = job.grant = self.loop.create_future()
@@ -722,11 +727,6 @@ def _outcome(exc: errors.AccelError) -> int:
     if isinstance(exc, (errors.ServerError, errors.OverloadedError, errors.TimeoutError, errors.ConnectionError)):
         return _FAILURE
     return _NEUTRAL
-
-
-def _lane_scoped(exc: errors.AccelError) -> bool:
-    """Errors about one key: its lane's cooldown (or retirement) holds it back, not a sleep."""
-    return _outcome(exc) in (_RATE_LIMITED, _REJECTED_KEY)
 
 
 def _key_env(provider: str) -> str:
