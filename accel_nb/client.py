@@ -14,7 +14,7 @@ import json
 import queue
 import threading
 import weakref
-from typing import Any, AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from typing import Any, AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 
 from . import errors
 from .config import Settings, load_settings
@@ -22,6 +22,8 @@ from .engine.core import Engine, Job
 from .engine.loop import Mailbox
 from .engine.sinks import FutureSink, LoopFutureSink, LoopQueueSink, QueueSink, StreamEnd
 from .providers import get_adapter, parse_target
+from .providers.base import Reply
+from .secret import Secret
 from .stats import Stats
 from .types import Chunk, Priority, Request, Response, Usage
 
@@ -125,11 +127,11 @@ class Client:
     # -- embeddings ------------------------------------------------------------------------
     def embed(self, target: str, texts: str | Sequence[str], *, normalize: bool = True, **options: Any) -> Any:
         """Vectors for ``texts`` as an ``Embeddings`` array (rows L2-normalized unless ``normalize=False``)."""
-        job, sink = self._job("embed", target, texts, {**options, "normalize": normalize}, FutureSink())
+        job, sink = self._job("embed", target, texts, options, FutureSink(), finish=_embeddings(normalize))
         return self._wait(job, sink.future)
 
     async def aembed(self, target: str, texts: str | Sequence[str], *, normalize: bool = True, **options: Any) -> Any:
-        job, future = self._async_job("embed", target, texts, {**options, "normalize": normalize})
+        job, future = self._async_job("embed", target, texts, options, finish=_embeddings(normalize))
         return await self._await(job, future)
 
     # -- batches ---------------------------------------------------------------------------
@@ -233,6 +235,62 @@ class Client:
             return [r for r in rows if not errors or r["status"] != "ok"][:limit]
         return ledger.query(limit, provider=provider, errors=errors, batch_id=batch_id)
 
+    # -- keys and models -------------------------------------------------------------------
+    def add_key(self, provider: str, key: str, source: str = "session") -> str:
+        """Use ``key`` for ``provider`` from now on (in memory only); returns its label."""
+        pid, _ = parse_target(provider)
+        secret = Secret(key, source)
+        keys = self.settings.providers[pid].keys
+        if secret not in keys:
+            keys[:] = [k for k in keys if k.source != "simulator"] + [secret]
+        if self._engine is not None:
+            self._engine.add_key(pid, secret)
+        return secret.label
+
+    def remove_key(self, provider: str, label: str) -> None:
+        """Stop using the key with this label (as shown by ``key_status``)."""
+        pid, _ = parse_target(provider)
+        keys = self.settings.providers[pid].keys
+        keys[:] = [k for k in keys if k.label != label]
+        if self._engine is not None:
+            self._engine.retire_key(pid, label)
+
+    def key_status(self, provider: str) -> list[dict[str, Any]]:
+        """Each key's label (source and last 4 characters) and lane state — never the key."""
+        pid, _ = parse_target(provider)
+        lanes = {}
+        if self._engine is not None:
+            lanes = {lane["key"]: lane for lane in self.stats()["providers"].get(pid, {}).get("lanes", [])}
+        return [
+            {"key": k.label, "source": k.source, **{f: lanes.get(k.label, {}).get(f) for f in ("state", "cooling_s")}}
+            for k in self.settings.providers[pid].keys
+        ]
+
+    def models(self, provider: str) -> list[str]:
+        """The provider's model list, from its API (configured models when it has no such call)."""
+        pid, _ = parse_target(provider)
+        body = self.engine.direct(pid, lambda adapter, base, key: adapter.models_call(base, key))
+        if body is None:
+            return list(self.settings.providers[pid].models)
+        return get_adapter(pid).parse_models(body)
+
+    def verify_key(self, provider: str, label: str | None = None) -> dict[str, Any]:
+        """Make the provider's cheapest authenticated call with one key (the first by default).
+
+        Returns ``{"key": label, "ok": bool, "error": message or None, "models": n}``.
+        """
+        pid, _ = parse_target(provider)
+        keys = self.settings.providers[pid].keys
+        key = next((k for k in keys if label is None or k.label == label), None)
+        if key is None:
+            raise errors.AuthenticationError(f"no key {label or ''} for {pid}".replace("  ", " "), provider=pid)
+        try:
+            body = self.engine.direct(pid, lambda adapter, base, raw: adapter.models_call(base, raw), key)
+        except errors.AccelError as exc:
+            return {"key": key.label, "ok": False, "error": f"{type(exc).__name__}: {exc.message}", "models": 0}
+        models = get_adapter(pid).parse_models(body) if body is not None else []
+        return {"key": key.label, "ok": True, "error": None, "models": len(models)}
+
     # -- plumbing --------------------------------------------------------------------------
     def resolve(self, target: str, kind: str = "chat") -> tuple[str, str]:
         """``(provider, model)`` for a target or alias, with the provider's default model."""
@@ -252,12 +310,12 @@ class Client:
         options: dict[str, Any],
         sink: Any,
         batch: tuple[str | None, int] | None = None,
+        finish: Callable[[Reply, Response], Any] | None = None,
     ) -> tuple[Job, Any]:
         options = dict(options)
         priority = Priority.parse(options.pop("priority", "normal"))
         cache = options.pop("cache", None)
         timeout = options.pop("timeout", self.settings.timeout_s)
-        normalize = options.pop("normalize", True)
         request = self._request(kind, target, prompt, options)
         job = Job(
             request,
@@ -266,17 +324,24 @@ class Client:
             cache=self.settings.cache if cache is None else cache,
             batch=batch if batch and batch[0] else None,
             timeout_s=timeout,
-            normalize=normalize,
+            finish=finish,
         )
         self.engine.submit(job)
         return job, sink
 
     def _async_job(
-        self, kind: str, target: str, prompt: Any, options: dict[str, Any], batch: tuple[str | None, int] | None = None
+        self,
+        kind: str,
+        target: str,
+        prompt: Any,
+        options: dict[str, Any],
+        batch: tuple[str | None, int] | None = None,
+        finish: Callable[[Reply, Response], Any] | None = None,
     ) -> tuple[Job, asyncio.Future[Any]]:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        job, _ = self._job(kind, target, prompt, options, LoopFutureSink(self._mailbox(loop), future), batch)
+        sink = LoopFutureSink(self._mailbox(loop), future)
+        job, _ = self._job(kind, target, prompt, options, sink, batch, finish)
         return job, future
 
     def _request(self, kind: str, target: str, prompt: Any, options: dict[str, Any]) -> Request:
@@ -454,6 +519,15 @@ class AsyncStream:
         if not self._finished:
             self._finished = True
             self._engine.cancel(self._job, errors.CancelledError("stream closed", provider=self._job.request.provider))
+
+
+def _embeddings(normalize: bool) -> Callable[[Reply, Response], Any]:
+    def finish(reply: Reply, response: Response) -> Any:
+        from .embeddings import Embeddings  # numpy loads only for embeddings
+
+        return Embeddings(reply.vectors or [], response, normalize=normalize)
+
+    return finish
 
 
 def _messages(prompt: Any, messages: Any, provider: str) -> list[dict[str, Any]]:

@@ -472,3 +472,23 @@ def test_amap(client):
 
     results = asyncio.run(main())
     assert [r.provider for r in results] == ["gemini"] * 3
+
+
+# -- keys at run time, model lists, discovery ---------------------------------------------------
+def test_keys_added_at_run_time_models_and_verification(make_client, sim_factory):
+    sim = sim_factory(require_key="sk-typed-in-key-00000zzzz")
+    client = make_client(sim_url=sim.url)
+    with pytest.raises(errors.AuthenticationError):
+        client.chat("openai", "Hi")  # the simulator placeholder key is refused here
+    assert client.verify_key("openai")["ok"] is False
+    label = client.add_key("openai", "sk-typed-in-key-00000zzzz")
+    assert label == "session …zzzz"
+    assert client.chat("openai", "Hi").text
+    assert [k["key"] for k in client.key_status("openai")] == ["session …zzzz"]
+    verified = client.verify_key("openai")
+    assert verified["key"] == "session …zzzz" and verified["ok"] and verified["error"] is None and verified["models"]
+    models = client.models("openai")
+    assert "gpt-4o-mini" in models
+    assert "gemini-2.5-flash" in make_client().models("gemini")
+    client.remove_key("openai", label)
+    assert client.key_status("openai") == []

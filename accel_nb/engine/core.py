@@ -27,13 +27,13 @@ from ..pricing import PriceTable
 from ..providers import Adapter, get_adapter
 from ..providers.base import Delta, HttpCall, Reply
 from ..providers.sse import SSEDecoder
-from ..secret import Redactor
+from ..secret import Redactor, Secret
 from ..tokens import count_tokens, estimate_prompt_tokens
 from ..types import Priority, Request, Response, Usage
 from .breaker import CircuitBreaker
 from .cache import SqliteCache, cache_key, cacheable
 from .keys import KeyPool
-from .lanes import Lane
+from .lanes import UNKNOWN, Lane
 from .ledger import SqliteLedger
 from .limiter import RateLimiter
 from .loop import EngineLoop, Mailbox
@@ -74,7 +74,7 @@ class Job:
         "cost_tokens",
         "cache_key",
         "batch",
-        "normalize",
+        "finish",
         "timeout_s",
         "timer",
         "cancel_reason",
@@ -92,7 +92,7 @@ class Job:
         cache: bool | str = False,
         batch: tuple[str, int] | None = None,
         timeout_s: float | None = None,
-        normalize: bool = True,
+        finish: Callable[[Reply, Response], Any] | None = None,
     ) -> None:
         self.id = str(uuid.uuid4())
         self.request = request
@@ -113,7 +113,7 @@ class Job:
         self.cost_tokens = chars // 4 + (request.params.get("max_tokens") or 0)
         self.cache_key = cache_key(request) if cache and cacheable(request, cache == "force") else None
         self.batch = batch
-        self.normalize = normalize
+        self.finish = finish  # builds the caller's result (embeddings, tensors…) from the reply
         self.timeout_s = timeout_s
         self.timer: asyncio.TimerHandle | None = None
         self.cancel_reason: errors.AccelError | None = None
@@ -195,6 +195,45 @@ class Engine:
     def snapshot(self) -> dict[str, Any]:
         return self.call(self._snapshot)
 
+    def add_key(self, provider: str, key: Secret) -> None:
+        """A new lane for ``key`` (e.g. typed into the key manager); the keyless placeholder
+        lane (simulator, or a server without auth) gives way to it."""
+        self.redact.add([key])
+        self.call(lambda: self._add_lane(provider, key))
+
+    def retire_key(self, provider: str, label: str, reason: str = "removed") -> None:
+        def retire() -> None:
+            for lane in self._pool(provider).keys.lanes:
+                if lane.label == label:
+                    lane.retired = reason
+            self._pump(self._pool(provider))
+
+        self.call(retire)
+
+    def lane_info(self, provider: str) -> Any:
+        """What the provider's discovery call said (``None`` when it has none), fetched once."""
+
+        async def first_lane_info() -> Any:
+            pool = self._pool(provider)
+            lane = next((lane for lane in pool.keys.lanes if not lane.retired), pool.keys.lanes[0])
+            if lane.info is UNKNOWN:
+                await self._discover(get_adapter(provider), lane)
+            return lane.info
+
+        return self._runner.run(first_lane_info(), timeout=60)
+
+    def direct(self, provider: str, build: Callable[[Adapter, str, str | None], HttpCall | None],
+               key: Secret | None = None) -> Any:
+        """One call outside the queue with ``build(adapter, base_url, key)`` (model lists, key
+        checks); ``None`` when the adapter has no such call."""
+        adapter = get_adapter(provider)
+        cfg = self.settings.providers[provider]
+        key = key or (cfg.keys[0] if cfg.keys else None)
+        call = build(adapter, cfg.base_url, key.reveal() if key else None)
+        if call is None:
+            return None
+        return self._runner.run(self._direct(adapter, call), timeout=self.settings.connect_timeout_s + 60)
+
     def close(self) -> None:
         if self._closed:
             return
@@ -257,24 +296,35 @@ class Engine:
             if waiting.state != _DONE:
                 self._enqueue(waiting)
 
+    def _add_lane(self, provider: str, key: Secret) -> None:
+        pool = self._pool(provider)
+        lanes = pool.keys.lanes
+        if any(lane.key == key for lane in lanes):
+            return
+        for lane in lanes:
+            if lane.key is None or lane.key.source == "simulator":
+                lane.retired = "replaced by a real key"
+        lanes.append(self._lane(provider, key))
+        self._pump(pool)
+
+    def _lane(self, provider: str, key: Secret | None) -> Lane:
+        cfg = self.settings.providers[provider]
+        breaker = self.settings.breaker
+        return Lane(
+            provider,
+            key,
+            cfg.base_url,
+            cfg.concurrency,
+            RateLimiter(cfg.rpm, cfg.tpm, self._clock),
+            CircuitBreaker(breaker.failures, breaker.cooldown_s, breaker.successes, self._clock),
+            self._clock,
+        )
+
     def _pool(self, provider: str) -> _ProviderPool:
         pool = self._pools.get(provider)
         if pool is None:
             cfg = self.settings.providers[provider]
-            breaker = self.settings.breaker
-            keys = cfg.keys or [None]
-            lanes = [
-                Lane(
-                    provider,
-                    key,
-                    cfg.base_url,
-                    cfg.concurrency,
-                    RateLimiter(cfg.rpm, cfg.tpm, self._clock),
-                    CircuitBreaker(breaker.failures, breaker.cooldown_s, breaker.successes, self._clock),
-                    self._clock,
-                )
-                for key in keys
-            ]
+            lanes = [self._lane(provider, key) for key in (cfg.keys or [None])]
             pool = self._pools[provider] = _ProviderPool(provider, KeyPool(lanes, cfg.key_strategy))
         return pool
 
@@ -416,7 +466,10 @@ class Engine:
         outcome, error = _NEUTRAL, None
         call: HttpCall | None = None
         try:
-            call = job.adapter.build(req, lane.base_url, lane.key.reveal() if lane.key else None)
+            key = lane.key.reveal() if lane.key else None
+            if lane.info is UNKNOWN:
+                await self._discover(job.adapter, lane)
+            call = job.adapter.build(req, lane.base_url, key, lane.info)
             if req.headers:
                 call.headers.update(req.headers)
             reply = await (self._stream(job, lane, call) if req.stream else self._call(job, lane, call))
@@ -432,6 +485,39 @@ class Engine:
             raise self._annotate(error, job, lane) from None
         finally:
             self._release(lane, outcome, error)
+
+    async def _discover(self, adapter: Adapter, lane: Lane) -> None:
+        """Run the adapter's discovery call once per lane; concurrent requests share it, and
+        a request cancelled meanwhile does not cancel it for the others."""
+        if lane.discovery is None:
+            call = adapter.discover(lane.base_url, lane.key.reveal() if lane.key else None)
+            if call is None:
+                lane.info = None
+                return
+            lane.discovery = self.loop.create_task(self._learn(adapter, lane, call))
+        await asyncio.shield(lane.discovery)
+
+    async def _learn(self, adapter: Adapter, lane: Lane, call: HttpCall) -> None:
+        try:
+            lane.info = adapter.learn(await self._direct(adapter, call))
+        except BaseException:
+            lane.discovery = None  # the next request tries again
+            raise
+
+    async def _direct(self, adapter: Adapter, call: HttpCall) -> Any:
+        """One call outside the queue (discovery, model lists, key checks), errors classified."""
+        try:
+            async with self._transport.send(call) as resp:
+                body = await resp.read()
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise transport_error(exc, adapter.id, call.url, self.settings.read_timeout_s) from None
+        if resp.status >= 400:
+            error = adapter.classify(resp.status, resp.headers, body)
+            error.provider = adapter.id
+            error.message = self.redact(error.message)
+            error.args = (error.message,)
+            raise error
+        return decode_json(body, adapter.id, resp.status)
 
     async def _call(self, job: Job, lane: Lane, call: HttpCall) -> Reply:
         adapter = job.adapter
@@ -582,11 +668,7 @@ class Engine:
             stored = {k: getattr(response, k) for k in ("text", "provider", "model", "cost_usd", "finish_reason", "raw")}
             stored["usage"] = {k: getattr(usage, k) for k in ("input_tokens", "output_tokens", "total_tokens", "estimated")}
             cache.put(job.cache_key, stored)
-        result: Any = response
-        if req.kind == "embed":
-            from ..embeddings import Embeddings  # numpy loads only for embeddings
-
-            result = Embeddings(reply.vectors or [], response, normalize=job.normalize)
+        result = job.finish(reply, response) if job.finish is not None else response
         self._finish(job, response, None, result)
 
     def _fail(self, job: Job, error: errors.AccelError) -> None:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Callable
+import asyncio
+from typing import Any, Callable
 
 from ..secret import Secret
 from .breaker import CircuitBreaker
 from .limiter import RateLimiter
 
-__all__ = ["Lane"]
+__all__ = ["UNKNOWN", "Lane"]
+
+UNKNOWN = object()
 
 
 class Lane:
@@ -28,6 +31,8 @@ class Lane:
         "cooling_until",
         "_cool_streak",
         "retired",
+        "info",
+        "discovery",
         "_clock",
     )
 
@@ -52,6 +57,8 @@ class Lane:
         self.cooling_until = 0.0
         self._cool_streak = 0
         self.retired: str | None = None
+        self.info: Any = UNKNOWN  # what the adapter learned from its discovery call, once
+        self.discovery: asyncio.Future[Any] | None = None
         self._clock = clock
 
     def state(self) -> str:

@@ -47,11 +47,21 @@ class Anthropic(Adapter):
     request_id_header = "request-id"
     version = "2023-06-01"
 
-    def build(self, req: Request, base_url: str, key: str | None) -> HttpCall:
-        self.check_kind(req)
+    def headers(self, key: str | None) -> dict[str, str]:
         headers = {"content-type": "application/json", "anthropic-version": self.version}
         if key:
             headers["x-api-key"] = key
+        return headers
+
+    def models_call(self, base_url: str, key: str | None) -> HttpCall | None:
+        return HttpCall("GET", base_url + "/v1/models", self.headers(key))
+
+    def parse_models(self, body: Any) -> list[str]:
+        return [m["id"] for m in body.get("data", []) if isinstance(m, dict) and "id" in m]
+
+    def build(self, req: Request, base_url: str, key: str | None, info: Any = None) -> HttpCall:
+        self.check_kind(req)
+        headers = self.headers(key)
         params = dict(req.params)
         body: dict[str, Any] = {
             "model": req.model,

@@ -52,11 +52,22 @@ class Gemini(Adapter):
     request_id_header = "x-goog-request-id"  # rarely sent; the body's responseId names the reply
     api_version = "v1beta"
 
-    def build(self, req: Request, base_url: str, key: str | None) -> HttpCall:
-        self.check_kind(req)
+    def headers(self, key: str | None) -> dict[str, str]:
         headers = {"content-type": "application/json"}
         if key:
             headers["x-goog-api-key"] = key
+        return headers
+
+    def models_call(self, base_url: str, key: str | None) -> HttpCall | None:
+        return HttpCall("GET", f"{base_url}/{self.api_version}/models", self.headers(key))
+
+    def parse_models(self, body: Any) -> list[str]:
+        names = [m.get("name", "") for m in body.get("models", []) if isinstance(m, dict)]
+        return [name.removeprefix("models/") for name in names if name]
+
+    def build(self, req: Request, base_url: str, key: str | None, info: Any = None) -> HttpCall:
+        self.check_kind(req)
+        headers = self.headers(key)
         prefix = f"{base_url}/{self.api_version}/models/{req.model}"
         if req.kind == "embed":
             model = f"models/{req.model}"
