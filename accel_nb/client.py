@@ -20,7 +20,7 @@ from . import errors
 from .config import Settings, load_settings
 from .engine.core import Engine, Job
 from .engine.loop import Mailbox
-from .engine.sinks import FutureSink, LoopFutureSink, LoopQueueSink, QueueSink, StreamEnd
+from .engine.sinks import Channel, FutureSink, LoopFutureSink, LoopQueueSink, QueueSink, StreamEnd
 from .providers import get_adapter, parse_target
 from .providers.base import Reply
 from .secret import Secret
@@ -119,10 +119,9 @@ class Client:
     def astream(self, target: str, prompt: str | Sequence[Mapping[str, Any]] | None = None, **options: Any) -> AsyncStream:
         """``async for chunk in client.astream(...)``."""
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        sink = LoopQueueSink(self._mailbox(loop), queue)
-        job, _ = self._job("chat", target, prompt, {**options, "stream": True}, sink)
-        return AsyncStream(self.engine, job, queue)
+        channel = Channel(loop)
+        job, _ = self._job("chat", target, prompt, {**options, "stream": True}, LoopQueueSink(self._mailbox(loop), channel))
+        return AsyncStream(self.engine, job, channel)
 
     # -- embeddings ------------------------------------------------------------------------
     def embed(self, target: str, texts: str | Sequence[str], *, normalize: bool = True, **options: Any) -> Any:
@@ -484,10 +483,10 @@ class Stream:
 class AsyncStream:
     """``async for chunk in stream``; ``.response`` is set once the stream ends."""
 
-    def __init__(self, engine: Engine, job: Job, queue: asyncio.Queue[Any]) -> None:
+    def __init__(self, engine: Engine, job: Job, channel: Channel) -> None:
         self._engine = engine
         self._job = job
-        self._queue = queue
+        self._channel = channel
         self._parts: list[str] = []
         self.response: Response | None = None
         self._finished = False
@@ -501,9 +500,12 @@ class AsyncStream:
         return "".join(self._parts)
 
     async def __aiter__(self) -> AsyncIterator[Chunk]:
+        items = self._channel.items
         try:
             while not self._finished:
-                item = await self._queue.get()
+                if not items:
+                    await self._channel.wait()
+                item = items.popleft()
                 if isinstance(item, StreamEnd):
                     self._finished = True
                     if not item.ok:

@@ -235,3 +235,15 @@ def test_tokens_round_trip():
     text = "Backpressure keeps fast producers from overwhelming slow consumers."
     assert "".join(split_tokens(text)) == text
     assert count_tokens(text) == len(split_tokens(text)) > len(text.split())
+
+
+def test_request_ids_are_version_4_uuids():
+    import uuid
+
+    from accel_nb.engine.core import _request_id
+
+    ids = {_request_id() for _ in range(5000)}
+    assert len(ids) == 5000
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, text)

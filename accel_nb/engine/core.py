@@ -14,8 +14,8 @@ import asyncio
 import heapq
 import itertools
 import logging
+import random
 import time
-import uuid
 from functools import partial
 from typing import Any, Callable
 
@@ -40,7 +40,7 @@ from .loop import EngineLoop, Mailbox
 from .retry import RetryPolicy
 from .sinks import Sink
 from .tracker import Tracker
-from .transport import Transport, decode_json, lines, transport_error
+from .transport import Transport, decode_json, transport_error
 
 __all__ = ["Engine", "Job"]
 
@@ -49,6 +49,16 @@ log = logging.getLogger("accel_nb")
 _NEW, _QUEUED, _RUNNING, _DONE = range(4)
 _PRIORITY_NAMES = tuple(p.name.lower() for p in Priority)
 _SUCCESS, _FAILURE, _RATE_LIMITED, _REJECTED_KEY, _NEUTRAL = range(5)
+
+
+def _request_id() -> str:
+    """A random version-4 UUID string; ``uuid.uuid4()`` reads ``os.urandom`` (a syscall) and
+    costs several times more, and request ids need uniqueness, not secrecy."""
+    h = f"{random.getrandbits(128) & _VARIANT_MASK | _VARIANT:032x}"
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{h[16:20]}-{h[20:]}"
+
+
+_VARIANT, _VARIANT_MASK = 0x8000 << 48, ~(0xC000 << 48)  # RFC 4122 variant: the top bits of clock_seq are 10
 
 
 class Job:
@@ -94,7 +104,7 @@ class Job:
         timeout_s: float | None = None,
         finish: Callable[[Reply, Response], Any] | None = None,
     ) -> None:
-        self.id = str(uuid.uuid4())
+        self.id = _request_id()
         self.request = request
         self.adapter: Adapter = get_adapter(request.provider)
         self.priority = int(priority)
@@ -551,7 +561,8 @@ class Engine:
     async def _read_stream(self, job: Job, resp: aiohttp.ClientResponse, parts: list[str], last: Delta) -> None:
         adapter, req = job.adapter, job.request
         sse = SSEDecoder() if adapter.stream_format == "sse" else None
-        async for line in lines(resp):
+        async for raw in resp.content:
+            line = raw.decode("utf-8", "replace")
             if sse is not None:
                 frame = sse.feed(line)
                 if frame is None:

@@ -7,13 +7,14 @@ caller cross over through that caller loop's ``Mailbox`` (one wake-up per batch)
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import queue
 from typing import Any
 
 from .loop import Mailbox
 
-__all__ = ["FutureSink", "LoopFutureSink", "LoopQueueSink", "QueueSink", "Sink", "StreamEnd"]
+__all__ = ["Channel", "FutureSink", "LoopFutureSink", "LoopQueueSink", "QueueSink", "Sink", "StreamEnd"]
 
 
 class Sink:
@@ -94,20 +95,50 @@ class QueueSink(Sink):
         self.queue.put(StreamEnd(False, error))
 
 
+class Channel:
+    """A queue on the consumer's loop that wakes its reader once per batch, not per item.
+
+    The engine's chunks arrive through the loop's ``Mailbox`` in batches; pushing a batch
+    here costs one wake-up of the ``async for`` reader, which then drains every item
+    without going back to the event loop (``asyncio.Queue`` would wake it per item).
+    """
+
+    __slots__ = ("items", "_waiter", "_loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.items: collections.deque[Any] = collections.deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._loop = loop
+
+    def push(self, item: Any) -> None:
+        self.items.append(item)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def wait(self) -> None:
+        """Until at least one item is there."""
+        while not self.items:
+            self._waiter = self._loop.create_future()
+            await self._waiter
+
+
 class LoopQueueSink(Sink):
-    """An ``async for`` consumer reads from an ``asyncio.Queue`` of its own loop."""
+    """An ``async for`` consumer reads from a ``Channel`` of its own loop."""
 
-    __slots__ = ("queue", "_mailbox")
+    __slots__ = ("channel", "_mailbox")
 
-    def __init__(self, mailbox: Mailbox, q: asyncio.Queue[Any]) -> None:
+    def __init__(self, mailbox: Mailbox, channel: Channel) -> None:
         self._mailbox = mailbox
-        self.queue = q
+        self.channel = channel
 
     def chunk(self, text: str) -> None:
-        self._mailbox.post(self.queue.put_nowait, text)
+        self._mailbox.post(self.channel.push, text)
 
     def done(self, result: Any) -> None:
-        self._mailbox.post(self.queue.put_nowait, StreamEnd(True, result))
+        self._mailbox.post(self.channel.push, StreamEnd(True, result))
 
     def fail(self, error: BaseException) -> None:
-        self._mailbox.post(self.queue.put_nowait, StreamEnd(False, error))
+        self._mailbox.post(self.channel.push, StreamEnd(False, error))
