@@ -2,14 +2,13 @@
 
 Every call builds a normalized ``Request``, checks it (so bad input fails here,
 with a message that says what to do, before anything is queued), hands a ``Job``
-to the engine thread and waits for its sink: a ``concurrent.futures.Future`` for
+to the engine thread and waits for its sink: a lock for
 blocking calls, a future of the caller's own loop for ``a…`` calls.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import json
 import queue
 import threading
@@ -20,7 +19,7 @@ from . import errors
 from .config import Settings, load_settings
 from .engine.core import Engine, Job
 from .engine.loop import Mailbox
-from .engine.sinks import Channel, FutureSink, LoopFutureSink, LoopQueueSink, QueueSink, StreamEnd
+from .engine.sinks import BatchSink, Channel, FutureSink, LoopFutureSink, LoopQueueSink, QueueSink, StreamEnd
 from .providers import get_adapter, parse_target
 from .providers.base import Reply
 from .secret import Secret
@@ -104,7 +103,7 @@ class Client:
         (seconds, queue included), ``cache`` (``True``/``False``/``"force"``), ``headers``.
         """
         job, sink = self._job("chat", target, prompt, options, FutureSink())
-        return self._wait(job, sink.future)
+        return self._wait(job, sink)
 
     async def achat(self, target: str, prompt: str | Sequence[Mapping[str, Any]] | None = None, **options: Any) -> Response:
         """``chat`` for asyncio code: awaits without blocking the caller's loop."""
@@ -127,7 +126,7 @@ class Client:
     def embed(self, target: str, texts: str | Sequence[str], *, normalize: bool = True, **options: Any) -> Any:
         """Vectors for ``texts`` as an ``Embeddings`` array (rows L2-normalized unless ``normalize=False``)."""
         job, sink = self._job("embed", target, texts, options, FutureSink(), finish=_embeddings(normalize))
-        return self._wait(job, sink.future)
+        return self._wait(job, sink)
 
     async def aembed(self, target: str, texts: str | Sequence[str], *, normalize: bool = True, **options: Any) -> Any:
         job, future = self._async_job("embed", target, texts, options, finish=_embeddings(normalize))
@@ -153,26 +152,26 @@ class Client:
         """
         items = list(prompts)
         results, pending = self._batch_start(items, batch_id)
-        jobs: dict[concurrent.futures.Future[Any], tuple[int, Job]] = {}
+        outcomes: queue.SimpleQueue[tuple[int, bool, Any]] = queue.SimpleQueue()
+        jobs: dict[int, Job] = {}
         try:
             for index in pending:
                 try:
-                    job, sink = self._job(
-                        "chat", target, items[index], {**options, "priority": priority}, FutureSink(), (batch_id, index)
+                    jobs[index], _ = self._job(
+                        "chat", target, items[index], {**options, "priority": priority},
+                        BatchSink(index, outcomes), (batch_id, index),
                     )
                 except errors.AccelError as exc:  # bad input for this item only
-                    results[index] = self._batch_item(exc, None, raise_on_error)
-                    continue
-                jobs[sink.future] = (index, job)
+                    results[index] = self._batch_item(False, exc, raise_on_error)
             with _progress(len(items), len(items) - len(jobs), progress, target) as bar:
-                for future in concurrent.futures.as_completed(jobs):
-                    index, _ = jobs[future]
-                    results[index] = self._batch_item(future.exception(), future, raise_on_error)
+                for _ in range(len(jobs)):
+                    index, ok, value = _get(outcomes)
+                    del jobs[index]
+                    results[index] = self._batch_item(ok, value, raise_on_error)
                     bar.update(1)
         except BaseException:
-            for future, (_, job) in jobs.items():
-                if not future.done():
-                    self.engine.cancel(job)
+            for job in jobs.values():
+                self.engine.cancel(job)
             raise
         return results
 
@@ -198,7 +197,7 @@ class Client:
                         "chat", target, items[index], {**options, "priority": priority}, (batch_id, index)
                     )
                 except errors.AccelError as exc:
-                    results[index] = self._batch_item(exc, None, raise_on_error)
+                    results[index] = self._batch_item(False, exc, raise_on_error)
                     continue
                 jobs.append((index, job, future))
             with _progress(len(items), len(items) - len(jobs), progress, target) as bar:
@@ -206,7 +205,8 @@ class Client:
                     future.add_done_callback(lambda _f: bar.update(1))
                 await asyncio.wait([f for *_, f in jobs]) if jobs else None
             for index, _, future in jobs:
-                results[index] = self._batch_item(future.exception(), future, raise_on_error)
+                error = future.exception()
+                results[index] = self._batch_item(error is None, error or future.result(), raise_on_error)
         except BaseException:
             for _, job, future in jobs:
                 if not future.done():
@@ -390,13 +390,11 @@ class Client:
             mailbox = self._mailboxes[loop] = Mailbox(loop, sender=self.engine.loop)
         return mailbox
 
-    def _wait(self, job: Job, future: concurrent.futures.Future[Any]) -> Any:
+    def _wait(self, job: Job, sink: FutureSink) -> Any:
         try:
-            while True:
-                try:
-                    return future.result(timeout=_POLL_S)
-                except concurrent.futures.TimeoutError:
-                    continue
+            while not sink.wait(_POLL_S):
+                pass
+            return sink.result()
         except KeyboardInterrupt:
             self.engine.cancel(job, errors.CancelledError("interrupted", provider=job.request.provider))
             raise
@@ -419,12 +417,12 @@ class Client:
         return results, [i for i in range(len(items)) if results[i] is None]
 
     @staticmethod
-    def _batch_item(error: BaseException | None, future: Any, raise_on_error: bool) -> Any:
-        if error is None:
-            return future.result()
-        if raise_on_error or not isinstance(error, errors.AccelError):
-            raise error
-        return error
+    def _batch_item(ok: bool, value: Any, raise_on_error: bool) -> Any:
+        if ok:
+            return value
+        if raise_on_error or not isinstance(value, errors.AccelError):
+            raise value
+        return value
 
     def __repr__(self) -> str:
         state = "running" if self._engine is not None else "idle"
