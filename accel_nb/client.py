@@ -24,7 +24,7 @@ from .providers import get_adapter, parse_target
 from .providers.base import Reply
 from .secret import Secret
 from .stats import Stats
-from .types import Chunk, Priority, Request, Response, Usage
+from .types import _NO_HEADERS, Chunk, Priority, Request, Response, Usage
 
 __all__ = ["AsyncStream", "Client", "Stream", "default_client", "set_default_client"]
 
@@ -65,7 +65,10 @@ class Client:
             self.settings.timeout_s = timeout
         self._engine: Engine | None = None
         self._lock = threading.Lock()
-        self._mailboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Mailbox] = weakref.WeakKeyDictionary()
+        # per caller loop: (results from the engine, submissions to it)
+        self._links: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Mailbox, Mailbox]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
     @property
@@ -119,7 +122,9 @@ class Client:
         """``async for chunk in client.astream(...)``."""
         loop = asyncio.get_running_loop()
         channel = Channel(loop)
-        job, _ = self._job("chat", target, prompt, {**options, "stream": True}, LoopQueueSink(self._mailbox(loop), channel))
+        inbox, outbox = self._link(loop)
+        sink = LoopQueueSink(inbox, channel)
+        job, _ = self._job("chat", target, prompt, {**options, "stream": True}, sink, outbox=outbox)
         return AsyncStream(self.engine, job, channel)
 
     # -- embeddings ------------------------------------------------------------------------
@@ -201,9 +206,12 @@ class Client:
                     continue
                 jobs.append((index, job, future))
             with _progress(len(items), len(items) - len(jobs), progress, target) as bar:
-                for _, _, future in jobs:
-                    future.add_done_callback(lambda _f: bar.update(1))
-                await asyncio.wait([f for *_, f in jobs]) if jobs else None
+                if bar.enabled:
+                    tick = bar.tick  # one bound method shared by every future
+                    for _, _, future in jobs:
+                        future.add_done_callback(tick)
+                if jobs:
+                    await asyncio.wait([f for *_, f in jobs])
             for index, _, future in jobs:
                 error = future.exception()
                 results[index] = self._batch_item(error is None, error or future.result(), raise_on_error)
@@ -310,6 +318,7 @@ class Client:
         sink: Any,
         batch: tuple[str | None, int] | None = None,
         finish: Callable[[Reply, Response], Any] | None = None,
+        outbox: Mailbox | None = None,
     ) -> tuple[Job, Any]:
         options = dict(options)
         priority = Priority.parse(options.pop("priority", "normal"))
@@ -325,7 +334,7 @@ class Client:
             timeout_s=timeout,
             finish=finish,
         )
-        self.engine.submit(job)
+        self.engine.submit(job, outbox)
         return job, sink
 
     def _async_job(
@@ -339,8 +348,8 @@ class Client:
     ) -> tuple[Job, asyncio.Future[Any]]:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        sink = LoopFutureSink(self._mailbox(loop), future)
-        job, _ = self._job(kind, target, prompt, options, sink, batch, finish)
+        inbox, outbox = self._link(loop)
+        job, _ = self._job(kind, target, prompt, options, LoopFutureSink(inbox, future), batch, finish, outbox)
         return job, future
 
     def _request(self, kind: str, target: str, prompt: Any, options: dict[str, Any]) -> Request:
@@ -355,7 +364,7 @@ class Client:
         self._check_key(provider)
         stream = bool(options.pop("stream", False))
         system = options.pop("system", None)
-        headers = dict(options.pop("headers", None) or {})
+        headers = dict(options.pop("headers", None) or {}) or _NO_HEADERS
         params = _params(options, provider)
         if kind == "embed":
             texts = [prompt] if isinstance(prompt, str) else list(prompt or [])
@@ -384,11 +393,12 @@ class Client:
                 "or run `%accel keys` to enter one safely (never `%env`: it echoes the key)",
             )
 
-    def _mailbox(self, loop: asyncio.AbstractEventLoop) -> Mailbox:
-        mailbox = self._mailboxes.get(loop)
-        if mailbox is None:
-            mailbox = self._mailboxes[loop] = Mailbox(loop, sender=self.engine.loop)
-        return mailbox
+    def _link(self, loop: asyncio.AbstractEventLoop) -> tuple[Mailbox, Mailbox]:
+        link = self._links.get(loop)
+        if link is None:
+            engine = self.engine
+            link = self._links[loop] = (Mailbox(loop, sender=engine.loop), engine.outbox(loop))
+        return link
 
     def _wait(self, job: Job, sink: FutureSink) -> Any:
         try:
@@ -612,9 +622,16 @@ class _progress:
 
             self._bar = tqdm(total=total, initial=initial, desc=str(target), unit="req")
 
+    @property
+    def enabled(self) -> bool:
+        return self._bar is not None
+
     def update(self, n: int) -> None:
         if self._bar is not None:
             self._bar.update(n)
+
+    def tick(self, _future: Any = None) -> None:
+        self.update(1)
 
     def __enter__(self) -> _progress:
         return self

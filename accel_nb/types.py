@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Mapping, Sequence
 
 __all__ = ["Chunk", "Priority", "Request", "Response", "Usage"]
 
@@ -78,6 +79,9 @@ class Chunk:
     request_id: str = ""
 
 
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
+
+
 @dataclass(slots=True, eq=False)
 class Request:
     """A normalized request: what the caller asked, before any provider shape.
@@ -92,8 +96,8 @@ class Request:
     model: str
     messages: list[dict[str, Any]] = field(default_factory=list)
     system: str | None = None
-    inputs: list[str] = field(default_factory=list)
+    inputs: Sequence[str] = ()
     params: dict[str, Any] = field(default_factory=dict)
     stream: bool = False
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=lambda: _NO_HEADERS)  # shared, read-only: most add none
     payload: Any = None  # kind-specific input that is not text (tensors, a rerank query, …)

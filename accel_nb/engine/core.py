@@ -181,12 +181,18 @@ class Engine:
     def mailbox(self) -> Mailbox:
         return self._runner.mailbox
 
-    def submit(self, job: Job) -> Job:
+    def submit(self, job: Job, outbox: Mailbox | None = None) -> Job:
+        """Hand ``job`` to the engine.  An asyncio caller passes its loop's ``outbox``
+        (see ``outbox``) so a burst of submissions wakes the engine once."""
         if self._closed:
             raise errors.CancelledError("this client is closed; create a new accel_nb.Client")
         job.t_submit = self._clock()
-        self.mailbox.post(self._admit, job)
+        (outbox or self.mailbox).post(self._admit, job)
         return job
+
+    def outbox(self, loop: asyncio.AbstractEventLoop) -> Mailbox:
+        """A mailbox into the engine for posts made on ``loop`` only."""
+        return Mailbox(self.loop, sender=loop)
 
     def cancel(self, job: Job, reason: errors.AccelError | None = None) -> None:
         """Cancel a job wherever it is (queued or running); its sink gets the reason."""
