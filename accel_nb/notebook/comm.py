@@ -197,7 +197,7 @@ def session_totals(stats: dict[str, Any], last_status: Literal["ok", "error"] | 
         "in_flight": stats.get("in_flight", 0),
         "input_tokens": total("input_tokens"),
         "output_tokens": total("output_tokens"),
-        "cost_usd": round(total("cost_usd"), 6),
+        "cost_usd": round(total("cost_usd"), 10),  # drop float noise, keep sub-cent costs
         "last_status": last_status,
     }
 

@@ -96,7 +96,11 @@ export class KernelLink {
   }
 
   private _onStatus(_: Kernel.IKernelConnection, status: string): void {
-    if (status === 'restarting' || status === 'autorestarting' || status === 'dead') {
+    if (
+      status === 'restarting' ||
+      status === 'autorestarting' ||
+      status === 'dead'
+    ) {
       this._comm = null; // the kernel's side is gone with its process
       this.model.reset();
     }

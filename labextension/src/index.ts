@@ -39,7 +39,8 @@ interface ISettings {
 
 const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
-  description: 'Status bar item, sidebar and commands for accel_nb, fed by the kernel.',
+  description:
+    'Status bar item, sidebar and commands for accel_nb, fed by the kernel.',
   autoStart: true,
   requires: [INotebookTracker],
   optional: [ICommandPalette, ISettingRegistry, IStatusBar],
@@ -93,7 +94,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const hasNotebook = (): boolean => tracker.currentWidget !== null;
     commands.addCommand(CommandIDs.insertCell, {
       label: 'Insert %%accel cell',
-      caption: 'Insert a cell below that sends its text to the default target (see settings)',
+      caption:
+        'Insert a cell below that sends its text to the default target (see settings)',
       icon: accelIcon,
       isEnabled: hasNotebook,
       execute: () => {
@@ -139,14 +141,18 @@ const plugin: JupyterFrontEndPlugin<void> = {
         .load(PLUGIN_ID)
         .then(loaded => {
           const read = (): void => {
-            settings.defaultTarget = loaded.get('defaultTarget').composite as string;
-            settings.maxRequests = loaded.get('maxRequests').composite as number;
+            settings.defaultTarget = loaded.get('defaultTarget')
+              .composite as string;
+            settings.maxRequests = loaded.get('maxRequests')
+              .composite as number;
             links.setMaxRequests(settings.maxRequests);
           };
           read();
           loaded.changed.connect(read);
         })
-        .catch(reason => console.warn('accel_nb: settings not loaded, using defaults', reason));
+        .catch(reason =>
+          console.warn('accel_nb: settings not loaded, using defaults', reason)
+        );
     }
   }
 };
@@ -164,9 +170,15 @@ function insertCell(panel: NotebookPanel, source: string, run: boolean): void {
   if (run) {
     void NotebookActions.run(notebook, panel.sessionContext);
   } else {
-    notebook.mode = 'edit';
-    const lines = source.split('\n');
-    cell.editor?.setCursorPosition({ line: lines.length - 1, column: 0 });
+    // On the next frame, once the palette (or a button) has taken its focus back.
+    requestAnimationFrame(() => {
+      notebook.activate();
+      notebook.mode = 'edit';
+      cell.editor?.setCursorPosition({
+        line: source.split('\n').length - 1,
+        column: 0
+      });
+    });
   }
 }
 

@@ -104,8 +104,7 @@ export function hello(): HelloMessage {
 
 /** What `parseKernelMessage` made of a comm payload. */
 export type Parsed =
-  | { ok: true; message: KernelMessage }
-  | { ok: false; version: number | null };
+  { ok: true; message: KernelMessage } | { ok: false; version: number | null };
 
 const KINDS = new Set(['snapshot', 'update']);
 

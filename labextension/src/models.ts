@@ -213,7 +213,8 @@ export function formatCost(usd: number | null | undefined): string {
   if (usd === 0) {
     return '$0';
   }
-  return usd < 0.01 ? `$${usd.toFixed(4)}` : `$${usd.toFixed(2)}`;
+  // two significant digits below a cent: simulated and cheap models cost fractions of it
+  return usd < 0.01 ? `$${Number(usd.toPrecision(2))}` : `$${usd.toFixed(2)}`;
 }
 
 export function formatSeconds(s: number | null | undefined): string {
@@ -243,7 +244,7 @@ export function rowTokens(row: IRequestRow): number | null {
   return (row.input_tokens ?? 0) + (row.output_tokens ?? 0);
 }
 
-/** The status bar's text, e.g. `accel: 1 running · 3 req · 1.2k tok · $0.0040`. */
+/** The status bar's text, e.g. `accel: 1 running · 3 req · 1.2k tok · $0.004`. */
 export function statusText(model: AccelModel): string {
   if (model.state === 'absent') {
     return `accel: ${DASH}`;

@@ -53,20 +53,25 @@ abstract class ModelView extends Widget {
   private _model: AccelModel | null = null;
 }
 
-/** `accel: 1 running · 3 req · 1.2k tok · $0.0040`; red on trouble; a click opens the sidebar. */
+/** `accel: 1 running · 3 req · 1.2k tok · $0.004`; red on trouble; a click opens the sidebar. */
 export class StatusItem extends ModelView {
   constructor(onClick: () => void) {
-    super({ node: document.createElement('div') });
+    super();
     this.addClass('accel-nb-status');
+    this.addClass('jp-mod-highlighted');
     this.node.title = 'accel_nb: click to show the sidebar';
     this.node.addEventListener('click', onClick);
+    this._text.className = 'jp-StatusBar-TextItem';
+    this.node.appendChild(this._text);
   }
 
   protected onUpdateRequest(): void {
     const model = this.model;
-    this.node.textContent = model ? statusText(model) : 'accel: –';
+    this._text.textContent = model ? statusText(model) : 'accel: –';
     this.toggleClass('accel-nb-alert', !!model && model.alert);
   }
+
+  private _text = document.createElement('span');
 }
 
 /** What the sidebar's buttons do (commands of the extension). */
@@ -130,7 +135,10 @@ export class Sidebar extends ModelView {
       h.div(
         { className: 'accel-nb-actions' },
         h.button(
-          { className: 'jp-Button', onclick: () => this._actions.openDashboard() },
+          {
+            className: 'jp-Button',
+            onclick: () => this._actions.openDashboard()
+          },
           'Open dashboard in notebook'
         ),
         h.button(
@@ -141,7 +149,7 @@ export class Sidebar extends ModelView {
       h.h3('Providers'),
       providerTable(model.providers.providers),
       h.h3('Recent requests'),
-      requestTable(model.requests.rows)
+      requestList(model.requests.rows)
     ];
   }
 
@@ -167,17 +175,6 @@ export class Sidebar extends ModelView {
   private _label = '';
 }
 
-function table(headers: string[], rows: VirtualElement[], empty: string): VirtualElement {
-  if (!rows.length) {
-    return h.p({ className: 'accel-nb-empty' }, empty);
-  }
-  return h.table(
-    { className: 'accel-nb-table' },
-    h.thead(h.tr(...headers.map(t => h.th(t)))),
-    h.tbody(...rows)
-  );
-}
-
 function keyCell(p: IProviderHealth): VirtualElement {
   if (p.key_status === 'missing') {
     return h.td({ className: 'accel-nb-bad' }, 'missing');
@@ -195,40 +192,54 @@ function providerTable(providers: readonly IProviderHealth[]): VirtualElement {
       { dataset: { provider: p.id }, title: p.last_error ?? '' },
       h.td(p.id),
       keyCell(p),
-      h.td({ className: p.breaker === 'closed' ? '' : 'accel-nb-bad' }, p.breaker),
+      h.td(
+        { className: p.breaker === 'closed' ? '' : 'accel-nb-bad' },
+        p.breaker
+      ),
       h.td(p.cooling_s > 0 ? formatSeconds(p.cooling_s) : '–'),
-      h.td(formatCount(p.in_flight)),
       h.td(formatCount(p.requests)),
       h.td({ className: p.failed ? 'accel-nb-bad' : '' }, formatCount(p.failed))
     )
   );
-  return table(
-    ['provider', 'keys', 'breaker', 'cooling', 'running', 'req', 'err'],
-    rows,
-    'No providers configured.'
+  return h.table(
+    { className: 'accel-nb-table' },
+    h.thead(
+      h.tr(
+        ...['provider', 'keys', 'breaker', 'cooling', 'req', 'err'].map(t =>
+          h.th(t)
+        )
+      )
+    ),
+    h.tbody(...rows)
   );
 }
 
-function requestTable(requests: readonly IRequestRow[]): VirtualElement {
-  const rows = requests.map(r => {
+/** Two lines a request (target and status; time, latency, tokens, cost): fits a narrow sidebar. */
+function requestList(requests: readonly IRequestRow[]): VirtualElement {
+  if (!requests.length) {
+    return h.p({ className: 'accel-nb-empty' }, 'No requests yet.');
+  }
+  const items = requests.map(r => {
     const error = r.status === 'error';
-    return h.tr(
+    const status = r.cached ? `${r.status} (cached)` : r.status;
+    const details = [formatTime(r.time), formatSeconds(r.latency_s)].concat(
+      error
+        ? [r.error_class ?? 'error']
+        : [`${formatCount(rowTokens(r))} tok`, formatCost(r.cost_usd)]
+    );
+    return h.li(
       {
         className: error ? 'accel-nb-error' : '',
         dataset: { status: r.status },
-        title: error ? `${r.error_class}: ${r.error_message}` : r.key ?? ''
+        title: error ? `${r.error_class}: ${r.error_message}` : (r.key ?? '')
       },
-      h.td(formatTime(r.time)),
-      h.td({ className: 'accel-nb-target' }, target(r)),
-      h.td({ className: 'accel-nb-req-status' }, r.cached ? `${r.status} (cached)` : r.status),
-      h.td(formatSeconds(r.latency_s)),
-      h.td(formatCount(rowTokens(r))),
-      h.td(formatCost(r.cost_usd))
+      h.div(
+        { className: 'accel-nb-req-head' },
+        h.span({ className: 'accel-nb-target' }, target(r)),
+        h.span({ className: 'accel-nb-req-status' }, status)
+      ),
+      h.div({ className: 'accel-nb-req-details' }, details.join(' · '))
     );
   });
-  return table(
-    ['time', 'target', 'status', 'latency', 'tokens', 'cost'],
-    rows,
-    'No requests yet.'
-  );
+  return h.ul({ className: 'accel-nb-requests' }, ...items);
 }

@@ -15,7 +15,13 @@ const session = {
 describe('parseKernelMessage', () => {
   it('accepts snapshots and updates of our version', () => {
     for (const kind of ['snapshot', 'update']) {
-      const data = { v: PROTOCOL_VERSION, kind, session, providers: [], requests: [{ id: 'a' }] };
+      const data = {
+        v: PROTOCOL_VERSION,
+        kind,
+        session,
+        providers: [],
+        requests: [{ id: 'a' }]
+      };
       const parsed = parseKernelMessage(data);
       expect(parsed.ok).toBe(true);
       expect(parsed.ok && parsed.message.kind).toBe(kind);
@@ -23,8 +29,15 @@ describe('parseKernelMessage', () => {
   });
 
   it('reports the version of a message it cannot read', () => {
-    expect(parseKernelMessage({ v: 2, kind: 'snapshot', session, providers: [], requests: [] }))
-      .toEqual({ ok: false, version: 2 });
+    expect(
+      parseKernelMessage({
+        v: 2,
+        kind: 'snapshot',
+        session,
+        providers: [],
+        requests: []
+      })
+    ).toEqual({ ok: false, version: 2 });
   });
 
   it.each([
@@ -32,10 +45,19 @@ describe('parseKernelMessage', () => {
     ['null', null],
     ['an array', [1]],
     ['no version', { kind: 'snapshot', session, providers: [], requests: [] }],
-    ['an unknown kind', { v: 1, kind: 'shout', session, providers: [], requests: [] }],
+    [
+      'an unknown kind',
+      { v: 1, kind: 'shout', session, providers: [], requests: [] }
+    ],
     ['no session', { v: 1, kind: 'update', providers: [], requests: [] }],
-    ['providers not a list', { v: 1, kind: 'update', session, providers: {}, requests: [] }],
-    ['a request without id', { v: 1, kind: 'update', session, providers: [], requests: [{}] }]
+    [
+      'providers not a list',
+      { v: 1, kind: 'update', session, providers: {}, requests: [] }
+    ],
+    [
+      'a request without id',
+      { v: 1, kind: 'update', session, providers: [], requests: [{}] }
+    ]
   ])('rejects %s', (_, data) => {
     expect(parseKernelMessage(data).ok).toBe(false);
   });

@@ -1,4 +1,9 @@
-import { IProviderHealth, IRequestRow, ISessionTotals, KernelMessage } from '../messages';
+import {
+  IProviderHealth,
+  IRequestRow,
+  ISessionTotals,
+  KernelMessage
+} from '../messages';
 import {
   AccelModel,
   formatCost,
@@ -11,11 +16,25 @@ import {
   target
 } from '../models';
 
-function row(id: string, time: number, extra: Partial<IRequestRow> = {}): IRequestRow {
-  return { id, time, provider: 'openai', model: 'gpt-4o-mini', status: 'ok', ...extra };
+function row(
+  id: string,
+  time: number,
+  extra: Partial<IRequestRow> = {}
+): IRequestRow {
+  return {
+    id,
+    time,
+    provider: 'openai',
+    model: 'gpt-4o-mini',
+    status: 'ok',
+    ...extra
+  };
 }
 
-function provider(id: string, extra: Partial<IProviderHealth> = {}): IProviderHealth {
+function provider(
+  id: string,
+  extra: Partial<IProviderHealth> = {}
+): IProviderHealth {
   return {
     id,
     key_status: 'ok',
@@ -61,9 +80,17 @@ describe('RequestLog', () => {
 
   it('updates a live request in place', () => {
     const log = new RequestLog(10);
-    log.upsert([row('a', 1, { status: 'queued' }), row('b', 2, { status: 'queued' })]);
-    log.upsert([row('a', 1, { status: 'ok', latency_s: 0.5, output_tokens: 7 })]);
-    expect(log.rows.map(r => [r.id, r.status])).toEqual([['b', 'queued'], ['a', 'ok']]);
+    log.upsert([
+      row('a', 1, { status: 'queued' }),
+      row('b', 2, { status: 'queued' })
+    ]);
+    log.upsert([
+      row('a', 1, { status: 'ok', latency_s: 0.5, output_tokens: 7 })
+    ]);
+    expect(log.rows.map(r => [r.id, r.status])).toEqual([
+      ['b', 'queued'],
+      ['a', 'ok']
+    ]);
     expect(log.rows[1].latency_s).toBe(0.5);
   });
 
@@ -82,8 +109,16 @@ describe('RequestLog', () => {
 describe('ProviderHealth', () => {
   it('lists the busiest first, then by name, and sees an open breaker', () => {
     const health = new ProviderHealth();
-    health.replace([provider('groq'), provider('openai', { requests: 3 }), provider('claude')]);
-    expect(health.providers.map(p => p.id)).toEqual(['openai', 'claude', 'groq']);
+    health.replace([
+      provider('groq'),
+      provider('openai', { requests: 3 }),
+      provider('claude')
+    ]);
+    expect(health.providers.map(p => p.id)).toEqual([
+      'openai',
+      'claude',
+      'groq'
+    ]);
     expect(health.anyOpen).toBe(false);
     health.replace([provider('openai', { breaker: 'open' })]);
     expect(health.anyOpen).toBe(true);
@@ -101,8 +136,14 @@ describe('AccelModel', () => {
     const model = new AccelModel({ maxRequests: 5 });
     let changes = 0;
     model.changed.connect(() => changes++);
-    model.apply(message('snapshot', { requests: 1 }, [row('a', 1)], [provider('openai')]));
-    model.apply(message('update', { requests: 2, in_flight: 1 }, [row('b', 2, { status: 'running' })]));
+    model.apply(
+      message('snapshot', { requests: 1 }, [row('a', 1)], [provider('openai')])
+    );
+    model.apply(
+      message('update', { requests: 2, in_flight: 1 }, [
+        row('b', 2, { status: 'running' })
+      ])
+    );
     expect(changes).toBe(2);
     expect(model.state).toBe('connected');
     expect(model.requests.rows.map(r => r.id)).toEqual(['b', 'a']);
@@ -116,7 +157,14 @@ describe('AccelModel', () => {
     expect(model.alert).toBe(false);
     model.apply(message('update', { last_status: 'error', failed: 1 }));
     expect(model.alert).toBe(true);
-    model.apply(message('update', { last_status: 'ok' }, [], [provider('claude', { breaker: 'open' })]));
+    model.apply(
+      message(
+        'update',
+        { last_status: 'ok' },
+        [],
+        [provider('claude', { breaker: 'open' })]
+      )
+    );
     expect(model.alert).toBe(true);
   });
 
@@ -136,7 +184,9 @@ describe('AccelModel', () => {
 
   it('applies the max-requests setting', () => {
     const model = new AccelModel({ maxRequests: 3 });
-    model.apply(message('snapshot', {}, [row('a', 1), row('b', 2), row('c', 3)]));
+    model.apply(
+      message('snapshot', {}, [row('a', 1), row('b', 2), row('c', 3)])
+    );
     model.setMaxRequests(2);
     expect(model.requests.rows.map(r => r.id)).toEqual(['c', 'b']);
   });
@@ -144,23 +194,25 @@ describe('AccelModel', () => {
 
 describe('formatting', () => {
   it('formats counts, costs and durations compactly', () => {
-    expect([formatCount(999), formatCount(1200), formatCount(2_000_000), formatCount(null)]).toEqual([
-      '999',
-      '1.2k',
-      '2M',
-      '–'
-    ]);
-    expect([formatCost(0), formatCost(0.00123), formatCost(1.5), formatCost(undefined)]).toEqual([
+    expect([
+      formatCount(999),
+      formatCount(1200),
+      formatCount(2_000_000),
+      formatCount(null)
+    ]).toEqual(['999', '1.2k', '2M', '–']);
+    expect([0, 0.00123, 0.0000048, 1.5, undefined].map(formatCost)).toEqual([
       '$0',
       '$0.0012',
+      '$0.0000048',
       '$1.50',
       '–'
     ]);
-    expect([formatSeconds(0.0423), formatSeconds(2.5), formatSeconds(null)]).toEqual([
-      '42 ms',
-      '2.50 s',
-      '–'
-    ]);
+    expect(formatCost(0.004)).toBe('$0.004');
+    expect([
+      formatSeconds(0.0423),
+      formatSeconds(2.5),
+      formatSeconds(null)
+    ]).toEqual(['42 ms', '2.50 s', '–']);
   });
 
   it('shows a full status line', () => {
@@ -175,12 +227,16 @@ describe('formatting', () => {
         cost_usd: 0.004
       })
     );
-    expect(statusText(model)).toBe('accel: 2 queued · 12 req · 1.3k tok · $0.0040 · 1 failed');
+    expect(statusText(model)).toBe(
+      'accel: 2 queued · 12 req · 1.3k tok · $0.004 · 1 failed'
+    );
   });
 
   it('names a row by its target and sums its tokens', () => {
     expect(target(row('a', 1))).toBe('openai:gpt-4o-mini');
     expect(rowTokens(row('a', 1))).toBeNull();
-    expect(rowTokens(row('a', 1, { input_tokens: 3, output_tokens: 4 }))).toBe(7);
+    expect(rowTokens(row('a', 1, { input_tokens: 3, output_tokens: 4 }))).toBe(
+      7
+    );
   });
 });
