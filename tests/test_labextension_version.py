@@ -33,5 +33,5 @@ def test_jupyterlab_lists_it_enabled() -> None:
         [sys.executable, "-m", "jupyter", "labextension", "list"], capture_output=True, text=True, timeout=60
     )
     listing = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)  # drop colours
-    expected = f"{PACKAGE['name']} v{PACKAGE['version']} enabled OK (python, accel_nb)"
+    expected = f"{PACKAGE['name']} v{PACKAGE['version']} enabled OK"  # + "(python, accel_nb)" unless linked
     assert expected in listing, f"`pip install -e .` installs the extension; jupyter sees:\n{listing}"
