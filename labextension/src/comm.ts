@@ -28,10 +28,6 @@ export class KernelLink {
   readonly kernel: Kernel.IKernelConnection;
   readonly model: AccelModel;
 
-  get isDisposed(): boolean {
-    return this._disposed;
-  }
-
   /** Stop listening; the kernel's comm stays open for other front ends. */
   dispose(): void {
     if (this._disposed) {
@@ -69,7 +65,8 @@ export class KernelLink {
     }
     const comm = this.kernel.createComm(COMM_TARGET, id);
     this._attach(comm);
-    comm.send(hello());
+    // No reply is expected; a kernel dying meanwhile is not an error worth logging.
+    comm.send(hello()).done.catch(() => undefined);
   }
 
   private _attach(comm: Kernel.IComm): void {
