@@ -2,26 +2,27 @@
 
 Every call builds a normalized ``Request``, checks it (so bad input fails here,
 with a message that says what to do, before anything is queued), hands a ``Job``
-to the engine thread and waits for its sink: a ``concurrent.futures.Future`` for
+to the engine thread and waits for its sink: a lock for
 blocking calls, a future of the caller's own loop for ``a…`` calls.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import json
 import queue
 import threading
 import weakref
-from typing import Any, AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from typing import Any, AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 
 from . import errors
 from .config import Settings, load_settings
 from .engine.core import Engine, Job
 from .engine.loop import Mailbox
-from .engine.sinks import FutureSink, LoopFutureSink, LoopQueueSink, QueueSink, StreamEnd
+from .engine.sinks import BatchSink, Channel, FutureSink, LoopFutureSink, LoopQueueSink, QueueSink, StreamEnd
 from .providers import get_adapter, parse_target
+from .providers.base import Reply
+from .secret import Secret
 from .stats import Stats
 from .types import Chunk, Priority, Request, Response, Usage
 
@@ -102,7 +103,7 @@ class Client:
         (seconds, queue included), ``cache`` (``True``/``False``/``"force"``), ``headers``.
         """
         job, sink = self._job("chat", target, prompt, options, FutureSink())
-        return self._wait(job, sink.future)
+        return self._wait(job, sink)
 
     async def achat(self, target: str, prompt: str | Sequence[Mapping[str, Any]] | None = None, **options: Any) -> Response:
         """``chat`` for asyncio code: awaits without blocking the caller's loop."""
@@ -117,19 +118,18 @@ class Client:
     def astream(self, target: str, prompt: str | Sequence[Mapping[str, Any]] | None = None, **options: Any) -> AsyncStream:
         """``async for chunk in client.astream(...)``."""
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        sink = LoopQueueSink(self._mailbox(loop), queue)
-        job, _ = self._job("chat", target, prompt, {**options, "stream": True}, sink)
-        return AsyncStream(self.engine, job, queue)
+        channel = Channel(loop)
+        job, _ = self._job("chat", target, prompt, {**options, "stream": True}, LoopQueueSink(self._mailbox(loop), channel))
+        return AsyncStream(self.engine, job, channel)
 
     # -- embeddings ------------------------------------------------------------------------
     def embed(self, target: str, texts: str | Sequence[str], *, normalize: bool = True, **options: Any) -> Any:
         """Vectors for ``texts`` as an ``Embeddings`` array (rows L2-normalized unless ``normalize=False``)."""
-        job, sink = self._job("embed", target, texts, {**options, "normalize": normalize}, FutureSink())
-        return self._wait(job, sink.future)
+        job, sink = self._job("embed", target, texts, options, FutureSink(), finish=_embeddings(normalize))
+        return self._wait(job, sink)
 
     async def aembed(self, target: str, texts: str | Sequence[str], *, normalize: bool = True, **options: Any) -> Any:
-        job, future = self._async_job("embed", target, texts, {**options, "normalize": normalize})
+        job, future = self._async_job("embed", target, texts, options, finish=_embeddings(normalize))
         return await self._await(job, future)
 
     # -- batches ---------------------------------------------------------------------------
@@ -152,26 +152,26 @@ class Client:
         """
         items = list(prompts)
         results, pending = self._batch_start(items, batch_id)
-        jobs: dict[concurrent.futures.Future[Any], tuple[int, Job]] = {}
+        outcomes: queue.SimpleQueue[tuple[int, bool, Any]] = queue.SimpleQueue()
+        jobs: dict[int, Job] = {}
         try:
             for index in pending:
                 try:
-                    job, sink = self._job(
-                        "chat", target, items[index], {**options, "priority": priority}, FutureSink(), (batch_id, index)
+                    jobs[index], _ = self._job(
+                        "chat", target, items[index], {**options, "priority": priority},
+                        BatchSink(index, outcomes), (batch_id, index),
                     )
                 except errors.AccelError as exc:  # bad input for this item only
-                    results[index] = self._batch_item(exc, None, raise_on_error)
-                    continue
-                jobs[sink.future] = (index, job)
+                    results[index] = self._batch_item(False, exc, raise_on_error)
             with _progress(len(items), len(items) - len(jobs), progress, target) as bar:
-                for future in concurrent.futures.as_completed(jobs):
-                    index, _ = jobs[future]
-                    results[index] = self._batch_item(future.exception(), future, raise_on_error)
+                for _ in range(len(jobs)):
+                    index, ok, value = _get(outcomes)
+                    del jobs[index]
+                    results[index] = self._batch_item(ok, value, raise_on_error)
                     bar.update(1)
         except BaseException:
-            for future, (_, job) in jobs.items():
-                if not future.done():
-                    self.engine.cancel(job)
+            for job in jobs.values():
+                self.engine.cancel(job)
             raise
         return results
 
@@ -197,7 +197,7 @@ class Client:
                         "chat", target, items[index], {**options, "priority": priority}, (batch_id, index)
                     )
                 except errors.AccelError as exc:
-                    results[index] = self._batch_item(exc, None, raise_on_error)
+                    results[index] = self._batch_item(False, exc, raise_on_error)
                     continue
                 jobs.append((index, job, future))
             with _progress(len(items), len(items) - len(jobs), progress, target) as bar:
@@ -205,7 +205,8 @@ class Client:
                     future.add_done_callback(lambda _f: bar.update(1))
                 await asyncio.wait([f for *_, f in jobs]) if jobs else None
             for index, _, future in jobs:
-                results[index] = self._batch_item(future.exception(), future, raise_on_error)
+                error = future.exception()
+                results[index] = self._batch_item(error is None, error or future.result(), raise_on_error)
         except BaseException:
             for _, job, future in jobs:
                 if not future.done():
@@ -233,6 +234,62 @@ class Client:
             return [r for r in rows if not errors or r["status"] != "ok"][:limit]
         return ledger.query(limit, provider=provider, errors=errors, batch_id=batch_id)
 
+    # -- keys and models -------------------------------------------------------------------
+    def add_key(self, provider: str, key: str, source: str = "session") -> str:
+        """Use ``key`` for ``provider`` from now on (in memory only); returns its label."""
+        pid, _ = parse_target(provider)
+        secret = Secret(key, source)
+        keys = self.settings.providers[pid].keys
+        if secret not in keys:
+            keys[:] = [k for k in keys if k.source != "simulator"] + [secret]
+        if self._engine is not None:
+            self._engine.add_key(pid, secret)
+        return secret.label
+
+    def remove_key(self, provider: str, label: str) -> None:
+        """Stop using the key with this label (as shown by ``key_status``)."""
+        pid, _ = parse_target(provider)
+        keys = self.settings.providers[pid].keys
+        keys[:] = [k for k in keys if k.label != label]
+        if self._engine is not None:
+            self._engine.retire_key(pid, label)
+
+    def key_status(self, provider: str) -> list[dict[str, Any]]:
+        """Each key's label (source and last 4 characters) and lane state — never the key."""
+        pid, _ = parse_target(provider)
+        lanes = {}
+        if self._engine is not None:
+            lanes = {lane["key"]: lane for lane in self.stats()["providers"].get(pid, {}).get("lanes", [])}
+        return [
+            {"key": k.label, "source": k.source, **{f: lanes.get(k.label, {}).get(f) for f in ("state", "cooling_s")}}
+            for k in self.settings.providers[pid].keys
+        ]
+
+    def models(self, provider: str) -> list[str]:
+        """The provider's model list, from its API (configured models when it has no such call)."""
+        pid, _ = parse_target(provider)
+        body = self.engine.direct(pid, lambda adapter, base, key: adapter.models_call(base, key))
+        if body is None:
+            return list(self.settings.providers[pid].models)
+        return get_adapter(pid).parse_models(body)
+
+    def verify_key(self, provider: str, label: str | None = None) -> dict[str, Any]:
+        """Make the provider's cheapest authenticated call with one key (the first by default).
+
+        Returns ``{"key": label, "ok": bool, "error": message or None, "models": n}``.
+        """
+        pid, _ = parse_target(provider)
+        keys = self.settings.providers[pid].keys
+        key = next((k for k in keys if label is None or k.label == label), None)
+        if key is None:
+            raise errors.AuthenticationError(f"no key {label or ''} for {pid}".replace("  ", " "), provider=pid)
+        try:
+            body = self.engine.direct(pid, lambda adapter, base, raw: adapter.models_call(base, raw), key)
+        except errors.AccelError as exc:
+            return {"key": key.label, "ok": False, "error": f"{type(exc).__name__}: {exc.message}", "models": 0}
+        models = get_adapter(pid).parse_models(body) if body is not None else []
+        return {"key": key.label, "ok": True, "error": None, "models": len(models)}
+
     # -- plumbing --------------------------------------------------------------------------
     def resolve(self, target: str, kind: str = "chat") -> tuple[str, str]:
         """``(provider, model)`` for a target or alias, with the provider's default model."""
@@ -252,12 +309,12 @@ class Client:
         options: dict[str, Any],
         sink: Any,
         batch: tuple[str | None, int] | None = None,
+        finish: Callable[[Reply, Response], Any] | None = None,
     ) -> tuple[Job, Any]:
         options = dict(options)
         priority = Priority.parse(options.pop("priority", "normal"))
         cache = options.pop("cache", None)
         timeout = options.pop("timeout", self.settings.timeout_s)
-        normalize = options.pop("normalize", True)
         request = self._request(kind, target, prompt, options)
         job = Job(
             request,
@@ -266,17 +323,24 @@ class Client:
             cache=self.settings.cache if cache is None else cache,
             batch=batch if batch and batch[0] else None,
             timeout_s=timeout,
-            normalize=normalize,
+            finish=finish,
         )
         self.engine.submit(job)
         return job, sink
 
     def _async_job(
-        self, kind: str, target: str, prompt: Any, options: dict[str, Any], batch: tuple[str | None, int] | None = None
+        self,
+        kind: str,
+        target: str,
+        prompt: Any,
+        options: dict[str, Any],
+        batch: tuple[str | None, int] | None = None,
+        finish: Callable[[Reply, Response], Any] | None = None,
     ) -> tuple[Job, asyncio.Future[Any]]:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        job, _ = self._job(kind, target, prompt, options, LoopFutureSink(self._mailbox(loop), future), batch)
+        sink = LoopFutureSink(self._mailbox(loop), future)
+        job, _ = self._job(kind, target, prompt, options, sink, batch, finish)
         return job, future
 
     def _request(self, kind: str, target: str, prompt: Any, options: dict[str, Any]) -> Request:
@@ -323,16 +387,14 @@ class Client:
     def _mailbox(self, loop: asyncio.AbstractEventLoop) -> Mailbox:
         mailbox = self._mailboxes.get(loop)
         if mailbox is None:
-            mailbox = self._mailboxes[loop] = Mailbox(loop)
+            mailbox = self._mailboxes[loop] = Mailbox(loop, sender=self.engine.loop)
         return mailbox
 
-    def _wait(self, job: Job, future: concurrent.futures.Future[Any]) -> Any:
+    def _wait(self, job: Job, sink: FutureSink) -> Any:
         try:
-            while True:
-                try:
-                    return future.result(timeout=_POLL_S)
-                except concurrent.futures.TimeoutError:
-                    continue
+            while not sink.wait(_POLL_S):
+                pass
+            return sink.result()
         except KeyboardInterrupt:
             self.engine.cancel(job, errors.CancelledError("interrupted", provider=job.request.provider))
             raise
@@ -355,12 +417,12 @@ class Client:
         return results, [i for i in range(len(items)) if results[i] is None]
 
     @staticmethod
-    def _batch_item(error: BaseException | None, future: Any, raise_on_error: bool) -> Any:
-        if error is None:
-            return future.result()
-        if raise_on_error or not isinstance(error, errors.AccelError):
-            raise error
-        return error
+    def _batch_item(ok: bool, value: Any, raise_on_error: bool) -> Any:
+        if ok:
+            return value
+        if raise_on_error or not isinstance(value, errors.AccelError):
+            raise value
+        return value
 
     def __repr__(self) -> str:
         state = "running" if self._engine is not None else "idle"
@@ -419,10 +481,10 @@ class Stream:
 class AsyncStream:
     """``async for chunk in stream``; ``.response`` is set once the stream ends."""
 
-    def __init__(self, engine: Engine, job: Job, queue: asyncio.Queue[Any]) -> None:
+    def __init__(self, engine: Engine, job: Job, channel: Channel) -> None:
         self._engine = engine
         self._job = job
-        self._queue = queue
+        self._channel = channel
         self._parts: list[str] = []
         self.response: Response | None = None
         self._finished = False
@@ -436,9 +498,12 @@ class AsyncStream:
         return "".join(self._parts)
 
     async def __aiter__(self) -> AsyncIterator[Chunk]:
+        items = self._channel.items
         try:
             while not self._finished:
-                item = await self._queue.get()
+                if not items:
+                    await self._channel.wait()
+                item = items.popleft()
                 if isinstance(item, StreamEnd):
                     self._finished = True
                     if not item.ok:
@@ -454,6 +519,15 @@ class AsyncStream:
         if not self._finished:
             self._finished = True
             self._engine.cancel(self._job, errors.CancelledError("stream closed", provider=self._job.request.provider))
+
+
+def _embeddings(normalize: bool) -> Callable[[Reply, Response], Any]:
+    def finish(reply: Reply, response: Response) -> Any:
+        from .embeddings import Embeddings  # numpy loads only for embeddings
+
+        return Embeddings(reply.vectors or [], response, normalize=normalize)
+
+    return finish
 
 
 def _messages(prompt: Any, messages: Any, provider: str) -> list[dict[str, Any]]:

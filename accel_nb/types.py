@@ -96,3 +96,4 @@ class Request:
     params: dict[str, Any] = field(default_factory=dict)
     stream: bool = False
     headers: dict[str, str] = field(default_factory=dict)
+    payload: Any = None  # kind-specific input that is not text (tensors, a rerank query, …)

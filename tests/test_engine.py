@@ -169,25 +169,24 @@ def test_connection_reset_midstream_before_and_after_text(client, sim):
 
 
 # -- priorities, overflow, concurrency ------------------------------------------------------
-def test_priority_order_and_fifo_within_a_priority(make_client, sim):
+def test_priority_order_and_fifo_within_a_priority(make_client):
     client = make_client(providers={"openai": {"concurrency": 1}})
     order: list[str] = []
-    blocker = threading.Thread(target=client.chat, args=("openai", "block"), kwargs={"headers": {"x-sim-ttft": "0.4"}})
-    blocker.start()
-    time.sleep(0.15)  # the blocker holds the only slot
 
-    def send(name, priority):
-        client.chat("openai", name, priority=priority)
+    async def send(name, priority, **kw):
+        await client.achat("openai", name, priority=priority, **kw)
         order.append(name)
 
-    threads = []
-    for name, priority in [("low1", "low"), ("normal1", "normal"), ("high1", "high"), ("low2", "low"), ("high2", "high")]:
-        threads.append(threading.Thread(target=send, args=(name, priority)))
-        threads[-1].start()
-        time.sleep(0.02)
-    for thread in [blocker, *threads]:
-        thread.join(10)
-    assert order == ["high1", "high2", "normal1", "low1", "low2"]
+    async def main():
+        # submitted in this order from one loop, so they reach the engine in this order
+        blocker = asyncio.ensure_future(send("blocker", "low", headers={"x-sim-ttft": "0.3"}))
+        await asyncio.sleep(0)
+        rest = [send(name, priority) for name, priority in
+                [("low1", "low"), ("normal1", "normal"), ("high1", "high"), ("low2", "low"), ("high2", "high")]]
+        await asyncio.gather(blocker, *rest)
+
+    asyncio.run(main())
+    assert order == ["blocker", "high1", "high2", "normal1", "low1", "low2"]
 
 
 def test_concurrency_limit_per_lane(make_client):
@@ -473,3 +472,23 @@ def test_amap(client):
 
     results = asyncio.run(main())
     assert [r.provider for r in results] == ["gemini"] * 3
+
+
+# -- keys at run time, model lists, discovery ---------------------------------------------------
+def test_keys_added_at_run_time_models_and_verification(make_client, sim_factory):
+    sim = sim_factory(require_key="sk-typed-in-key-00000zzzz")
+    client = make_client(sim_url=sim.url)
+    with pytest.raises(errors.AuthenticationError):
+        client.chat("openai", "Hi")  # the simulator placeholder key is refused here
+    assert client.verify_key("openai")["ok"] is False
+    label = client.add_key("openai", "sk-typed-in-key-00000zzzz")
+    assert label == "session …zzzz"
+    assert client.chat("openai", "Hi").text
+    assert [k["key"] for k in client.key_status("openai")] == ["session …zzzz"]
+    verified = client.verify_key("openai")
+    assert verified["key"] == "session …zzzz" and verified["ok"] and verified["error"] is None and verified["models"]
+    models = client.models("openai")
+    assert "gpt-4o-mini" in models
+    assert "gemini-2.5-flash" in make_client().models("gemini")
+    client.remove_key("openai", label)
+    assert client.key_status("openai") == []

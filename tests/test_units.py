@@ -135,10 +135,10 @@ def state_with(exc, attempt=1):
 
 
 def test_wait_honours_hints_and_scopes():
-    wait = wait_for_hint(lambda rs: 99.0, lane_scoped=lambda e: isinstance(e, errors.RateLimitError))
+    wait = wait_for_hint(lambda rs: 99.0, lane_wait=lambda e: 0.0 if isinstance(e, errors.RateLimitError) else None)
     assert wait(state_with(errors.OverloadedError("x", retry_after_s=2.5))) == 2.5
     assert wait(state_with(errors.ServerError("x"))) == 99.0
-    assert wait(state_with(errors.RateLimitError("x", retry_after_s=7))) == 0.0  # the key's cooldown holds it
+    assert wait(state_with(errors.RateLimitError("x", retry_after_s=7))) == 0.0  # another key is free
 
 
 def test_stop_at_deadline_looks_at_the_next_wait():
@@ -168,7 +168,7 @@ def test_retry_policy_replays_the_first_failure_and_sleeps_the_hint():
 
     result = asyncio.run(policy.run_after_failure(
         errors.OverloadedError("first", retry_after_s=1.25), attempt, started_at=0.0 + __import__("time").monotonic(),
-        lane_scoped=lambda e: False))
+        lane_wait=lambda e: None))
     assert result == "ok" and slept == [1.25, 0.5] and len(calls) == 2
 
 
@@ -186,7 +186,7 @@ def test_retry_policy_stops_after_max_attempts_and_never_retries_permanent_error
     import time
     with pytest.raises(errors.ServerError):
         asyncio.run(policy.run_after_failure(errors.ServerError("down"), failing, started_at=time.monotonic(),
-                                             lane_scoped=lambda e: False))
+                                             lane_wait=lambda e: None))
     assert len(calls) == 2  # attempt 1 was the replayed failure
 
     async def bad():
@@ -196,7 +196,7 @@ def test_retry_policy_stops_after_max_attempts_and_never_retries_permanent_error
     calls.clear()
     with pytest.raises(errors.BadRequestError):
         asyncio.run(policy.run_after_failure(errors.ServerError("down"), bad, started_at=time.monotonic(),
-                                             lane_scoped=lambda e: False))
+                                             lane_wait=lambda e: None))
     assert len(calls) == 1
 
 
@@ -235,3 +235,15 @@ def test_tokens_round_trip():
     text = "Backpressure keeps fast producers from overwhelming slow consumers."
     assert "".join(split_tokens(text)) == text
     assert count_tokens(text) == len(split_tokens(text)) > len(text.split())
+
+
+def test_request_ids_are_version_4_uuids():
+    import uuid
+
+    from accel_nb.engine.core import _request_id
+
+    ids = {_request_id() for _ in range(5000)}
+    assert len(ids) == 5000
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, text)

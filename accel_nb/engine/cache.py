@@ -6,6 +6,8 @@ so it is not cached unless the caller forces it.
 
 from __future__ import annotations
 
+import collections
+import copy
 import hashlib
 import json
 import time
@@ -51,15 +53,24 @@ class SqliteCache(SqliteStore):
         ),
     )
 
+    RECENT = 1024  # answers kept in memory too: a repeat right away must not wait for the writer
+
     def __init__(self, path) -> None:
         super().__init__(path)
         self._reader = self.connect()  # used on the engine thread only
+        self._recent: collections.OrderedDict[str, dict[str, Any]] = collections.OrderedDict()
 
     def get(self, key: str) -> dict[str, Any] | None:
+        if key in self._recent:
+            self._recent.move_to_end(key)
+            return copy.deepcopy(self._recent[key])
         row = self._reader.execute("SELECT value FROM responses WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else None
 
     def put(self, key: str, value: dict[str, Any]) -> None:
+        self._recent[key] = value
+        if len(self._recent) > self.RECENT:
+            self._recent.popitem(last=False)
         self.write(
             "INSERT OR REPLACE INTO responses (key, created_at, value) VALUES (?, ?, ?)",
             (key, time.time(), json.dumps(value, ensure_ascii=False)),

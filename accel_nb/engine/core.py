@@ -14,8 +14,8 @@ import asyncio
 import heapq
 import itertools
 import logging
+import random
 import time
-import uuid
 from functools import partial
 from typing import Any, Callable
 
@@ -27,27 +27,38 @@ from ..pricing import PriceTable
 from ..providers import Adapter, get_adapter
 from ..providers.base import Delta, HttpCall, Reply
 from ..providers.sse import SSEDecoder
-from ..secret import Redactor
+from ..secret import Redactor, Secret
 from ..tokens import count_tokens, estimate_prompt_tokens
 from ..types import Priority, Request, Response, Usage
 from .breaker import CircuitBreaker
 from .cache import SqliteCache, cache_key, cacheable
 from .keys import KeyPool
-from .lanes import Lane
+from .lanes import UNKNOWN, Lane
 from .ledger import SqliteLedger
 from .limiter import RateLimiter
 from .loop import EngineLoop, Mailbox
 from .retry import RetryPolicy
 from .sinks import Sink
 from .tracker import Tracker
-from .transport import Transport, decode_json, lines, transport_error
+from .transport import Transport, decode_json, transport_error
 
 __all__ = ["Engine", "Job"]
 
 log = logging.getLogger("accel_nb")
 
 _NEW, _QUEUED, _RUNNING, _DONE = range(4)
+_PRIORITY_NAMES = tuple(p.name.lower() for p in Priority)
 _SUCCESS, _FAILURE, _RATE_LIMITED, _REJECTED_KEY, _NEUTRAL = range(5)
+
+
+def _request_id() -> str:
+    """A random version-4 UUID string; ``uuid.uuid4()`` reads ``os.urandom`` (a syscall) and
+    costs several times more, and request ids need uniqueness, not secrecy."""
+    h = f"{random.getrandbits(128) & _VARIANT_MASK | _VARIANT:032x}"
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{h[16:20]}-{h[20:]}"
+
+
+_VARIANT, _VARIANT_MASK = 0x8000 << 48, ~(0xC000 << 48)  # RFC 4122 variant: the top bits of clock_seq are 10
 
 
 class Job:
@@ -73,7 +84,7 @@ class Job:
         "cost_tokens",
         "cache_key",
         "batch",
-        "normalize",
+        "finish",
         "timeout_s",
         "timer",
         "cancel_reason",
@@ -91,9 +102,9 @@ class Job:
         cache: bool | str = False,
         batch: tuple[str, int] | None = None,
         timeout_s: float | None = None,
-        normalize: bool = True,
+        finish: Callable[[Reply, Response], Any] | None = None,
     ) -> None:
-        self.id = str(uuid.uuid4())
+        self.id = _request_id()
         self.request = request
         self.adapter: Adapter = get_adapter(request.provider)
         self.priority = int(priority)
@@ -112,7 +123,7 @@ class Job:
         self.cost_tokens = chars // 4 + (request.params.get("max_tokens") or 0)
         self.cache_key = cache_key(request) if cache and cacheable(request, cache == "force") else None
         self.batch = batch
-        self.normalize = normalize
+        self.finish = finish  # builds the caller's result (embeddings, tensors…) from the reply
         self.timeout_s = timeout_s
         self.timer: asyncio.TimerHandle | None = None
         self.cancel_reason: errors.AccelError | None = None
@@ -194,6 +205,45 @@ class Engine:
     def snapshot(self) -> dict[str, Any]:
         return self.call(self._snapshot)
 
+    def add_key(self, provider: str, key: Secret) -> None:
+        """A new lane for ``key`` (e.g. typed into the key manager); the keyless placeholder
+        lane (simulator, or a server without auth) gives way to it."""
+        self.redact.add([key])
+        self.call(lambda: self._add_lane(provider, key))
+
+    def retire_key(self, provider: str, label: str, reason: str = "removed") -> None:
+        def retire() -> None:
+            for lane in self._pool(provider).keys.lanes:
+                if lane.label == label:
+                    lane.retired = reason
+            self._pump(self._pool(provider))
+
+        self.call(retire)
+
+    def lane_info(self, provider: str) -> Any:
+        """What the provider's discovery call said (``None`` when it has none), fetched once."""
+
+        async def first_lane_info() -> Any:
+            pool = self._pool(provider)
+            lane = next((lane for lane in pool.keys.lanes if not lane.retired), pool.keys.lanes[0])
+            if lane.info is UNKNOWN:
+                await self._discover(get_adapter(provider), lane)
+            return lane.info
+
+        return self._runner.run(first_lane_info(), timeout=60)
+
+    def direct(self, provider: str, build: Callable[[Adapter, str, str | None], HttpCall | None],
+               key: Secret | None = None) -> Any:
+        """One call outside the queue with ``build(adapter, base_url, key)`` (model lists, key
+        checks); ``None`` when the adapter has no such call."""
+        adapter = get_adapter(provider)
+        cfg = self.settings.providers[provider]
+        key = key or (cfg.keys[0] if cfg.keys else None)
+        call = build(adapter, cfg.base_url, key.reveal() if key else None)
+        if call is None:
+            return None
+        return self._runner.run(self._direct(adapter, call), timeout=self.settings.connect_timeout_s + 60)
+
     def close(self) -> None:
         if self._closed:
             return
@@ -214,7 +264,7 @@ class Engine:
         self._jobs.add(job)
         job.seq = next(self._seq)
         req = job.request
-        self.tracker.queued(job.id, req.provider, req.model, Priority(job.priority).name.lower())
+        self.tracker.queued(job.id, req.provider, req.model, _PRIORITY_NAMES[job.priority])
         if job.timeout_s is not None:
             job.timer = self.loop.call_later(job.timeout_s, self._expire, job)
         if job.cache_key is not None and self._serve_from_cache(job):
@@ -256,24 +306,35 @@ class Engine:
             if waiting.state != _DONE:
                 self._enqueue(waiting)
 
+    def _add_lane(self, provider: str, key: Secret) -> None:
+        pool = self._pool(provider)
+        lanes = pool.keys.lanes
+        if any(lane.key == key for lane in lanes):
+            return
+        for lane in lanes:
+            if lane.key is None or lane.key.source == "simulator":
+                lane.retired = "replaced by a real key"
+        lanes.append(self._lane(provider, key))
+        self._pump(pool)
+
+    def _lane(self, provider: str, key: Secret | None) -> Lane:
+        cfg = self.settings.providers[provider]
+        breaker = self.settings.breaker
+        return Lane(
+            provider,
+            key,
+            cfg.base_url,
+            cfg.concurrency,
+            RateLimiter(cfg.rpm, cfg.tpm, self._clock),
+            CircuitBreaker(breaker.failures, breaker.cooldown_s, breaker.successes, self._clock),
+            self._clock,
+        )
+
     def _pool(self, provider: str) -> _ProviderPool:
         pool = self._pools.get(provider)
         if pool is None:
             cfg = self.settings.providers[provider]
-            breaker = self.settings.breaker
-            keys = cfg.keys or [None]
-            lanes = [
-                Lane(
-                    provider,
-                    key,
-                    cfg.base_url,
-                    cfg.concurrency,
-                    RateLimiter(cfg.rpm, cfg.tpm, self._clock),
-                    CircuitBreaker(breaker.failures, breaker.cooldown_s, breaker.successes, self._clock),
-                    self._clock,
-                )
-                for key in keys
-            ]
+            lanes = [self._lane(provider, key) for key in (cfg.keys or [None])]
             pool = self._pools[provider] = _ProviderPool(provider, KeyPool(lanes, cfg.key_strategy))
         return pool
 
@@ -361,7 +422,7 @@ class Engine:
                     exc,
                     partial(self._reattempt, job),
                     started_at=job.t_start,
-                    lane_scoped=_lane_scoped,
+                    lane_wait=partial(self._lane_wait, job),
                     retryable=partial(self._should_retry, job),
                     before_sleep=partial(self._on_retry, job),
                 )
@@ -386,18 +447,23 @@ class Engine:
             return bool(self._pool(job.request.provider).keys.live())
         return exc.retryable
 
+    def _lane_wait(self, job: Job, exc: errors.AccelError) -> float | None:
+        """For a key-scoped error: seconds until some live key of the provider is out of cooldown."""
+        if _outcome(exc) not in (_RATE_LIMITED, _REJECTED_KEY):
+            return None
+        now = self._clock()
+        waits = [max(0.0, lane.cooling_until - now) for lane in self._pool(job.request.provider).keys.live()]
+        return min(waits, default=0.0)
+
     def _on_retry(self, job: Job, state: Any) -> None:
-        exc = state.outcome.exception()
-        wait = state.upcoming_sleep
-        if job.lane is not None:
-            wait = max(wait, job.lane.cooling_until - self._clock())
         req = job.request
-        self.tracker.retry(job.id, req.provider, req.model, state.attempt_number, type(exc).__name__, wait)
+        error = type(state.outcome.exception()).__name__
+        self.tracker.retry(job.id, req.provider, req.model, state.attempt_number, error, state.upcoming_sleep)
 
     async def _reattempt(self, job: Job) -> Reply:
-        job.grant = self.loop.create_future()
-        self._enqueue(job)
-        lane = await job.grant
+        grant = job.grant = self.loop.create_future()
+        self._enqueue(job)  # may answer the grant at once (a free lane, or none can ever serve)
+        lane = await grant
         return await self._attempt(job, lane)
 
     async def _attempt(self, job: Job, lane: Lane) -> Reply:
@@ -410,7 +476,10 @@ class Engine:
         outcome, error = _NEUTRAL, None
         call: HttpCall | None = None
         try:
-            call = job.adapter.build(req, lane.base_url, lane.key.reveal() if lane.key else None)
+            key = lane.key.reveal() if lane.key else None
+            if lane.info is UNKNOWN:
+                await self._discover(job.adapter, lane)
+            call = job.adapter.build(req, lane.base_url, key, lane.info)
             if req.headers:
                 call.headers.update(req.headers)
             reply = await (self._stream(job, lane, call) if req.stream else self._call(job, lane, call))
@@ -426,6 +495,39 @@ class Engine:
             raise self._annotate(error, job, lane) from None
         finally:
             self._release(lane, outcome, error)
+
+    async def _discover(self, adapter: Adapter, lane: Lane) -> None:
+        """Run the adapter's discovery call once per lane; concurrent requests share it, and
+        a request cancelled meanwhile does not cancel it for the others."""
+        if lane.discovery is None:
+            call = adapter.discover(lane.base_url, lane.key.reveal() if lane.key else None)
+            if call is None:
+                lane.info = None
+                return
+            lane.discovery = self.loop.create_task(self._learn(adapter, lane, call))
+        await asyncio.shield(lane.discovery)
+
+    async def _learn(self, adapter: Adapter, lane: Lane, call: HttpCall) -> None:
+        try:
+            lane.info = adapter.learn(await self._direct(adapter, call))
+        except BaseException:
+            lane.discovery = None  # the next request tries again
+            raise
+
+    async def _direct(self, adapter: Adapter, call: HttpCall) -> Any:
+        """One call outside the queue (discovery, model lists, key checks), errors classified."""
+        try:
+            async with self._transport.send(call) as resp:
+                body = await resp.read()
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise transport_error(exc, adapter.id, call.url, self.settings.read_timeout_s) from None
+        if resp.status >= 400:
+            error = adapter.classify(resp.status, resp.headers, body)
+            error.provider = adapter.id
+            error.message = self.redact(error.message)
+            error.args = (error.message,)
+            raise error
+        return decode_json(body, adapter.id, resp.status)
 
     async def _call(self, job: Job, lane: Lane, call: HttpCall) -> Reply:
         adapter = job.adapter
@@ -459,7 +561,8 @@ class Engine:
     async def _read_stream(self, job: Job, resp: aiohttp.ClientResponse, parts: list[str], last: Delta) -> None:
         adapter, req = job.adapter, job.request
         sse = SSEDecoder() if adapter.stream_format == "sse" else None
-        async for line in lines(resp):
+        async for raw in resp.content:
+            line = raw.decode("utf-8", "replace")
             if sse is not None:
                 frame = sse.feed(line)
                 if frame is None:
@@ -576,11 +679,7 @@ class Engine:
             stored = {k: getattr(response, k) for k in ("text", "provider", "model", "cost_usd", "finish_reason", "raw")}
             stored["usage"] = {k: getattr(usage, k) for k in ("input_tokens", "output_tokens", "total_tokens", "estimated")}
             cache.put(job.cache_key, stored)
-        result: Any = response
-        if req.kind == "embed":
-            from ..embeddings import Embeddings  # numpy loads only for embeddings
-
-            result = Embeddings(reply.vectors or [], response, normalize=job.normalize)
+        result = job.finish(reply, response) if job.finish is not None else response
         self._finish(job, response, None, result)
 
     def _fail(self, job: Job, error: errors.AccelError) -> None:
@@ -598,14 +697,18 @@ class Engine:
             job.timer.cancel()
         if job.grant is not None and not job.grant.done():
             job.grant.cancel()
-        row = self._row(job, response, error)
-        self.tracker.finished(row)
-        if self.ledger is not None:
-            self.ledger.record(row)
-        if error is not None:
-            job.sink.fail(error)
-        else:
-            job.sink.done(result if result is not None else response)
+        try:
+            row = self._row(job, response, error)
+            self.tracker.finished(row)
+            if self.ledger is not None:
+                self.ledger.record(row)
+        except Exception:  # bookkeeping must never keep an answer from its caller
+            log.exception("accel_nb could not record request %s", job.id)
+        finally:
+            if error is not None:
+                job.sink.fail(error)
+            else:
+                job.sink.done(result if result is not None else response)
 
     def _row(self, job: Job, response: Response | None, error: errors.AccelError | None) -> dict[str, Any]:
         req = job.request
@@ -621,7 +724,7 @@ class Engine:
             "provider": req.provider,
             "model": response.model if response else req.model,
             "kind": req.kind,
-            "priority": Priority(job.priority).name.lower(),
+            "priority": _PRIORITY_NAMES[job.priority],
             "status": "ok" if error is None else "error",
             "error_class": type(error).__name__ if error else None,
             "error_message": self.redact(error.message) if error else None,
@@ -717,11 +820,6 @@ def _outcome(exc: errors.AccelError) -> int:
     if isinstance(exc, (errors.ServerError, errors.OverloadedError, errors.TimeoutError, errors.ConnectionError)):
         return _FAILURE
     return _NEUTRAL
-
-
-def _lane_scoped(exc: errors.AccelError) -> bool:
-    """Errors about one key: its lane's cooldown (or retirement) holds it back, not a sleep."""
-    return _outcome(exc) in (_RATE_LIMITED, _REJECTED_KEY)
 
 
 def _key_env(provider: str) -> str:

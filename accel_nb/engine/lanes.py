@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Callable
+import asyncio
+from typing import Any, Callable
 
 from ..secret import Secret
 from .breaker import CircuitBreaker
 from .limiter import RateLimiter
 
-__all__ = ["Lane"]
+__all__ = ["UNKNOWN", "Lane"]
+
+UNKNOWN = object()
 
 
 class Lane:
@@ -19,6 +22,7 @@ class Lane:
     __slots__ = (
         "provider",
         "key",
+        "label",
         "base_url",
         "concurrency",
         "in_flight",
@@ -27,6 +31,8 @@ class Lane:
         "cooling_until",
         "_cool_streak",
         "retired",
+        "info",
+        "discovery",
         "_clock",
     )
 
@@ -42,6 +48,7 @@ class Lane:
     ) -> None:
         self.provider = provider
         self.key = key
+        self.label = key.label if key else "no key"
         self.base_url = base_url
         self.concurrency = max(1, concurrency)
         self.in_flight = 0
@@ -50,11 +57,9 @@ class Lane:
         self.cooling_until = 0.0
         self._cool_streak = 0
         self.retired: str | None = None
+        self.info: Any = UNKNOWN  # what the adapter learned from its discovery call, once
+        self.discovery: asyncio.Future[Any] | None = None
         self._clock = clock
-
-    @property
-    def label(self) -> str:
-        return self.key.label if self.key else "no key"
 
     def state(self) -> str:
         """``active``, ``cooling``, ``retired``, or the breaker's ``open`` / ``half_open``."""

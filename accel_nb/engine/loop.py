@@ -24,21 +24,31 @@ class Mailbox:
     order and drops most of that cost.
     """
 
-    __slots__ = ("_loop", "_items", "_scheduled")
+    __slots__ = ("_loop", "_sender", "_items", "_scheduled")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, sender: asyncio.AbstractEventLoop | None = None) -> None:
         self._loop = loop
+        self._sender = sender
         self._items: collections.deque[tuple[Callable[[Any], Any], Any]] = collections.deque()
         self._scheduled = False
 
     def post(self, fn: Callable[[Any], Any], arg: Any = None) -> None:
+        """Called from any thread; or, when the mailbox has a ``sender`` loop, from that loop only:
+        then the wake-up waits for the end of the sender's current turn, so everything that
+        turn posts crosses over together."""
         self._items.append((fn, arg))
         if not self._scheduled:
             self._scheduled = True
-            try:
-                self._loop.call_soon_threadsafe(self._drain)
-            except RuntimeError:  # the loop is closed: nothing will run these any more
-                self._scheduled = False
+            if self._sender is not None:
+                self._sender.call_soon(self._wake)
+            else:
+                self._wake()
+
+    def _wake(self) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self._drain)
+        except RuntimeError:  # the loop is closed: nothing will run these any more
+            self._scheduled = False
 
     def _drain(self) -> None:
         self._scheduled = False  # before popping: a post racing with us schedules another drain

@@ -29,20 +29,21 @@ def is_retryable(exc: BaseException) -> bool:
 class wait_for_hint(tenacity.wait.wait_base):
     """The server's hint when it gave one (never retry sooner), else ``fallback``.
 
-    Errors scoped to one key (``lane_scoped``: a 429 on that key, a retired key) wait
-    0 here: the key's cooldown already holds that key back, and another key may serve
-    the retry at once.
+    For errors scoped to one key (a 429 on that key, a rejected key) ``lane_wait`` says
+    how long until *some* key of the provider may send: 0 when another key is free, the
+    rest of the cooldown (which honours the hint) when none is.
     """
 
-    def __init__(self, fallback: tenacity.wait.wait_base, lane_scoped: Callable[[AccelError], bool]) -> None:
+    def __init__(self, fallback: tenacity.wait.wait_base, lane_wait: Callable[[AccelError], float | None]) -> None:
         self.fallback = fallback
-        self.lane_scoped = lane_scoped
+        self.lane_wait = lane_wait
 
     def __call__(self, retry_state: RetryCallState) -> float:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
         if isinstance(exc, AccelError):
-            if self.lane_scoped(exc):
-                return 0.0
+            lane_wait = self.lane_wait(exc)
+            if lane_wait is not None:
+                return lane_wait
             if exc.retry_after_s is not None:
                 return exc.retry_after_s
         return self.fallback(retry_state)
@@ -81,7 +82,7 @@ class RetryPolicy:
         attempt: Callable[[], Awaitable[T]],
         *,
         started_at: float,
-        lane_scoped: Callable[[AccelError], bool],
+        lane_wait: Callable[[AccelError], float | None],
         retryable: Callable[[BaseException], bool] = is_retryable,
         before_sleep: Callable[[RetryCallState], Any] | None = None,
     ) -> T:
@@ -95,7 +96,7 @@ class RetryPolicy:
 
         retrying = AsyncRetrying(
             retry=retry_if_exception(retryable),
-            wait=wait_for_hint(self._backoff, lane_scoped),
+            wait=wait_for_hint(self._backoff, lane_wait),
             stop=stop_after_attempt(self.settings.max_attempts)
             | stop_at_deadline(started_at + self.settings.max_time_s, self._clock),
             sleep=self._sleep,

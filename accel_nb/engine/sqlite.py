@@ -29,6 +29,7 @@ class SqliteStore:
     """One database file: ``MIGRATIONS`` applied on open, writes batched on a thread."""
 
     MIGRATIONS: Sequence[tuple[str, str]] = ()
+    BATCH_S = 0.25
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -36,6 +37,7 @@ class SqliteStore:
         with self.reading() as db:
             self._migrate(db)
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._urgent = threading.Event()
         self._writer = threading.Thread(target=self._write_loop, name=f"accel_nb-{self.path.stem}", daemon=True)
         self._writer.start()
 
@@ -73,7 +75,7 @@ class SqliteStore:
                 raise
 
     def write(self, sql: str, params: Sequence[Any]) -> None:
-        """Queue one statement; it is committed within the next batch."""
+        """Queue one statement; it is committed within ``BATCH_S`` (or at the next flush)."""
         self._queue.put((sql, params))
 
     def flush(self, timeout: float = 10.0) -> None:
@@ -82,11 +84,13 @@ class SqliteStore:
             return
         done = threading.Event()
         self._queue.put((_FLUSH, done))
+        self._urgent.set()
         done.wait(timeout)
 
     def close(self) -> None:
         if self._writer.is_alive():
             self._queue.put((_STOP, None))
+            self._urgent.set()
             self._writer.join(10.0)
 
     def _write_loop(self) -> None:
@@ -94,7 +98,10 @@ class SqliteStore:
         try:
             while True:
                 batch = [self._queue.get()]
-                while len(batch) < 5000:
+                # let rows gather: one transaction per batch, not per request (a flush cuts it short)
+                self._urgent.wait(self.BATCH_S)
+                self._urgent.clear()
+                while True:
                     try:
                         batch.append(self._queue.get_nowait())
                     except queue.Empty:

@@ -113,9 +113,10 @@ class Tracker:
         return metrics
 
     def emit(self, kind: str, request_id: str, provider: str, model: str, **data: Any) -> None:
-        if not self._listeners:
-            return
-        event = Event(kind, request_id, provider, model, time.time(), data)
+        if self._listeners:
+            self._send(Event(kind, request_id, provider, model, time.time(), data))
+
+    def _send(self, event: Event) -> None:
         for listener in self._listeners:
             try:
                 listener(event)
@@ -154,5 +155,6 @@ class Tracker:
             metrics.errors[row["error_class"]] += 1
             metrics.last_error = f"{row['error_class']}: {row['error_message']}"
         self.recent.append(row)
-        kind = "done" if row["status"] == "ok" else "failed"
-        self.emit(kind, row["id"], row["provider"], row["model"], **row)
+        if self._listeners:
+            kind = "done" if row["status"] == "ok" else "failed"
+            self._send(Event(kind, row["id"], row["provider"], row["model"], time.time(), row))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, AsyncIterator
+from typing import Any
 
 import aiohttp
 
@@ -42,12 +42,6 @@ class Transport:
         if self._session is not None:
             await self._session.close()
             self._session = None
-
-
-async def lines(response: aiohttp.ClientResponse) -> AsyncIterator[str]:
-    """The body's lines as text, as they arrive."""
-    async for raw in response.content:
-        yield raw.decode("utf-8", "replace")
 
 
 def decode_json(body: bytes, provider: str, status: int) -> Any:

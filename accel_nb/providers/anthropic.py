@@ -47,11 +47,21 @@ class Anthropic(Adapter):
     request_id_header = "request-id"
     version = "2023-06-01"
 
-    def build(self, req: Request, base_url: str, key: str | None) -> HttpCall:
-        self.check_kind(req)
+    def headers(self, key: str | None) -> dict[str, str]:
         headers = {"content-type": "application/json", "anthropic-version": self.version}
         if key:
             headers["x-api-key"] = key
+        return headers
+
+    def models_call(self, base_url: str, key: str | None) -> HttpCall | None:
+        return HttpCall("GET", base_url + "/v1/models", self.headers(key))
+
+    def parse_models(self, body: Any) -> list[str]:
+        return [m["id"] for m in body.get("data", []) if isinstance(m, dict) and "id" in m]
+
+    def build(self, req: Request, base_url: str, key: str | None, info: Any = None) -> HttpCall:
+        self.check_kind(req)
+        headers = self.headers(key)
         params = dict(req.params)
         body: dict[str, Any] = {
             "model": req.model,
@@ -115,7 +125,7 @@ class Anthropic(Adapter):
         cls = _ERROR_TYPES.get(err.get("type", ""))
         if cls is errors.BadRequestError and status != 413:
             cls = None  # let the message refine it (context length)
-        if cls is errors.RateLimitError and "retry-after" not in headers and _spend_cap(message):
+        if cls is errors.RateLimitError and _spend_cap(err, headers):
             cls = errors.QuotaExceededError
         error = classify_status(status if status >= 400 else 500, message, headers=headers, cls=cls)
         if status == 200:
@@ -144,9 +154,15 @@ class Anthropic(Adapter):
         )
 
 
-def _spend_cap(message: str) -> bool:
-    lowered = message.lower()
-    return any(word in lowered for word in ("spend", "budget", "credit balance", "usage limit"))
+def _spend_cap(err: dict, headers: Mapping[str, str]) -> bool:
+    """A 429 for a spent budget, not a busy minute: the API marks it with
+    ``details.error_code = enforced_spend_limit_reached`` (and sends no ``retry-after``);
+    older replies only said so in words."""
+    details = err.get("details")
+    if isinstance(details, dict) and details.get("error_code") == "enforced_spend_limit_reached":
+        return True
+    lowered = (err.get("message") or "").lower()
+    return "retry-after" not in headers and any(w in lowered for w in ("spend limit", "budget", "credit balance", "usage limits"))
 
 
 def _seconds_until(rfc3339: str | None) -> float | None:

@@ -97,8 +97,33 @@ class Adapter:
     request_id_header: ClassVar[str] = "x-request-id"
 
     # -- requests -----------------------------------------------------------------
-    def build(self, req: Request, base_url: str, key: str | None) -> HttpCall:
+    def build(self, req: Request, base_url: str, key: str | None, info: Any = None) -> HttpCall:
+        """The HTTP call for ``req``.  ``info`` is what ``learn`` made of the ``discover``
+        reply (e.g. a server's limits), so a request can be refused before it is sent."""
         raise NotImplementedError
+
+    def headers(self, key: str | None) -> dict[str, str]:
+        """Content type and authentication, shared by every call the adapter builds."""
+        headers = {"content-type": "application/json"}
+        if key:
+            headers["authorization"] = f"Bearer {key}"
+        return headers
+
+    def discover(self, base_url: str, key: str | None) -> HttpCall | None:
+        """A call to make once per lane before its first request (a self-hosted server's
+        ``/info``); ``None`` when the API needs none."""
+        return None
+
+    def learn(self, body: Any) -> Any:
+        """What to keep from the ``discover`` reply; passed to ``build`` as ``info``."""
+        return body
+
+    def models_call(self, base_url: str, key: str | None) -> HttpCall | None:
+        """The cheapest authenticated call: list the models (also verifies a key)."""
+        return None
+
+    def parse_models(self, body: Any) -> list[str]:
+        return []
 
     # -- replies ------------------------------------------------------------------
     def parse(self, req: Request, body: Any) -> Reply:

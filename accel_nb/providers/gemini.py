@@ -49,14 +49,25 @@ class Gemini(Adapter):
     default_embed_model = "gemini-embedding-001"
     models = ("gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.5-flash-lite", "gemini-2.0-flash")
     kinds = frozenset({"chat", "embed"})
-    request_id_header = "x-goog-request-id"
+    request_id_header = "x-goog-request-id"  # rarely sent; the body's responseId names the reply
     api_version = "v1beta"
 
-    def build(self, req: Request, base_url: str, key: str | None) -> HttpCall:
-        self.check_kind(req)
+    def headers(self, key: str | None) -> dict[str, str]:
         headers = {"content-type": "application/json"}
         if key:
             headers["x-goog-api-key"] = key
+        return headers
+
+    def models_call(self, base_url: str, key: str | None) -> HttpCall | None:
+        return HttpCall("GET", f"{base_url}/{self.api_version}/models", self.headers(key))
+
+    def parse_models(self, body: Any) -> list[str]:
+        names = [m.get("name", "") for m in body.get("models", []) if isinstance(m, dict)]
+        return [name.removeprefix("models/") for name in names if name]
+
+    def build(self, req: Request, base_url: str, key: str | None, info: Any = None) -> HttpCall:
+        self.check_kind(req)
+        headers = self.headers(key)
         prefix = f"{base_url}/{self.api_version}/models/{req.model}"
         if req.kind == "embed":
             model = f"models/{req.model}"
@@ -143,11 +154,15 @@ class Gemini(Adapter):
         cls = _STATUS_NAMES.get(err.get("status", ""))
         if cls is errors.BadRequestError:
             cls = None  # let the message refine it (context length)
-        delay = None
+        delay, daily = None, False
         for detail in details:
             kind = detail.get("@type", "")
             if kind.endswith("google.rpc.RetryInfo") and detail.get("retryDelay"):
                 delay = parse_duration(str(detail["retryDelay"]))
             if kind.endswith("google.rpc.ErrorInfo") and detail.get("reason") == "API_KEY_INVALID":
                 cls = errors.AuthenticationError
+            if kind.endswith("google.rpc.QuotaFailure"):
+                daily |= any("PerDay" in v.get("quotaId", "") for v in detail.get("violations") or [])
+        if cls is errors.RateLimitError and daily and delay is None:
+            cls = errors.QuotaExceededError  # a spent daily quota: waiting a minute will not help
         return classify_status(err.get("code") or status, message, headers=headers, cls=cls, retry_after_s=delay)

@@ -24,6 +24,7 @@ class Groq(OpenAICompatible):
     models = ("llama-3.3-70b-versatile", "llama-3.1-8b-instant", "openai/gpt-oss-120b", "qwen/qwen3-32b")
     kinds = frozenset({"chat"})
     chat_path = "/openai/v1/chat/completions"
+    models_path = "/openai/v1/models"
     default_concurrency = 32
 
     error_codes: ClassVar[dict[str, type[errors.AccelError]]] = {

@@ -36,11 +36,11 @@ class OpenAICompatible(Adapter):
     embed_path: ClassVar[str] = "/embeddings"
     max_tokens_field: ClassVar[str] = "max_tokens"
 
-    def build(self, req: Request, base_url: str, key: str | None) -> HttpCall:
+    models_path: ClassVar[str] = "/models"
+
+    def build(self, req: Request, base_url: str, key: str | None, info: Any = None) -> HttpCall:
         self.check_kind(req)
-        headers = {"content-type": "application/json"}
-        if key:
-            headers["authorization"] = f"Bearer {key}"
+        headers = self.headers(key)
         if req.kind == "embed":
             body: dict[str, Any] = {"model": req.model, "input": req.inputs, "encoding_format": "float"}
             body.update(req.params)
@@ -55,6 +55,12 @@ class OpenAICompatible(Adapter):
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
         return HttpCall("POST", base_url + self.chat_path, headers, body)
+
+    def models_call(self, base_url: str, key: str | None) -> HttpCall | None:
+        return HttpCall("GET", base_url + self.models_path, self.headers(key))
+
+    def parse_models(self, body: Any) -> list[str]:
+        return [m["id"] for m in body.get("data", []) if isinstance(m, dict) and "id" in m]
 
     def parse(self, req: Request, body: Any) -> Reply:
         try:

@@ -1,0 +1,44 @@
+"""Fixtures every test shares: an isolated environment, and a fast simulator."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from accel_nb.sim import SimServer, serve
+
+_ISOLATED = ("*_API_KEY*", "*_BASE_URL", "ACCEL_NB_*", "GOOGLE_*")
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """No real keys, base URLs or accel_nb settings leak in; accel_nb's home is the test's tmp dir."""
+    for name in list(os.environ):
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in _ISOLATED):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("ACCEL_NB_HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)  # nor a .env file from the checkout
+
+
+@pytest.fixture
+def sim() -> Iterator[SimServer]:
+    """A zero-latency simulator on a free port, stopped after the test."""
+    with serve(latency="zero") as server:
+        yield server
+
+
+@pytest.fixture
+def sim_factory() -> Iterator[Callable[..., SimServer]]:
+    """Zero-latency simulators with options (``require_key=``, ``rpm=`` …), all stopped after the test."""
+    servers: list[SimServer] = []
+
+    def make(**options) -> SimServer:
+        servers.append(serve(latency="zero", **options))
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.stop()
