@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import nbformat
-import pytest
-
-import accel_nb
 
 if TYPE_CHECKING:
     from conftest import Console, Lab
+
+    from accel_nb.sim import SimServer
 
 # The notebook the test runs.  Until the magics land (issue 4) plain Python stands in for them;
 # then LOAD becomes "%load_ext accel_nb" and ASK "%%accel openai\nExplain backpressure in two sentences.".
@@ -25,12 +24,6 @@ ASK = "accel_nb.default_client().chat('openai', 'Explain backpressure in two sen
 KERNEL_IDLE = "() => window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel?.status === 'idle'"
 
 
-@pytest.fixture
-def sim_url() -> Any:
-    with accel_nb.sim.serve(latency="zero") as server:
-        yield server.url
-
-
 def write_notebook(root: Path, sim_url: str) -> str:
     notebook = nbformat.v4.new_notebook(
         cells=[nbformat.v4.new_code_cell(source) for source in (SETUP.format(url=sim_url), LOAD, ASK)],
@@ -41,13 +34,13 @@ def write_notebook(root: Path, sim_url: str) -> str:
 
 
 def test_status_bar_sidebar_and_palette(
-    lab: Lab, browser_page: tuple[Any, Console], sim_url: str, artifacts: Path
+    lab: Lab, browser_page: tuple[Any, Console], sim: SimServer, artifacts: Path
 ) -> None:
     from playwright.sync_api import expect
 
     page, console = browser_page
     page.set_default_timeout(30_000)
-    page.goto(lab.open(write_notebook(lab.root, sim_url)))
+    page.goto(lab.open(write_notebook(lab.root, sim.url)))
 
     # A kernel without accel_nb: the item is there, quiet, and nothing is logged.
     status = page.locator(".accel-nb-status")
