@@ -137,12 +137,14 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
 
 
 @pytest.fixture
-def browser_page(tmp_path: Path) -> Iterator[tuple[Any, Console]]:
-    """A page in Debian's Chromium (never a downloaded browser) and what its console reported."""
+def browser_page(tmp_path: Path, artifacts: Path) -> Iterator[tuple[Any, Console]]:
+    """A page in Debian's Chromium (never a downloaded browser) and what its console reported;
+    the page's last state is saved as ``last.png``, so a failure can be seen."""
     if not CHROMIUM.exists():
         pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install chromium (CI installs it)")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=30_000)  # a cold JupyterLab can take longer than the 5 s default to load
     console = Console()
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
@@ -158,6 +160,7 @@ def browser_page(tmp_path: Path) -> Iterator[tuple[Any, Console]]:
         try:
             yield page, console
         finally:
+            page.screenshot(path=artifacts / "last.png")
             context.close()
 
 
