@@ -39,7 +39,6 @@ def test_status_bar_sidebar_and_palette(
     from playwright.sync_api import expect
 
     page, console = browser_page
-    page.set_default_timeout(30_000)
     page.goto(lab.open(write_notebook(lab.root, sim.url)))
 
     # A kernel without accel_nb: the item is there, quiet, and nothing is logged.
