@@ -8,7 +8,23 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+
+def _source_version() -> str:
+    import json
+    import os
+
+    package_json = os.path.join(os.path.dirname(__file__), os.pardir, "labextension", "package.json")
+    try:
+        with open(package_json, encoding="utf-8") as fh:
+            return json.load(fh)["version"]
+    except (OSError, ValueError, KeyError):
+        return "0+unknown"
+
+
+try:
+    from ._version import __version__  # written by the build from labextension/package.json
+except ImportError:  # a source checkout that was never built
+    __version__ = _source_version()
 
 __all__ = [
     "AsyncStream",
@@ -50,6 +66,11 @@ def __getattr__(name: str) -> Any:
     if name in ("errors", "sim"):
         return importlib.import_module(f"accel_nb.{name}")
     raise AttributeError(f"module 'accel_nb' has no attribute {name!r}")
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Where the built lab extension is, for ``jupyter labextension develop``."""
+    return [{"src": "labextension", "dest": "accel-nb-labextension"}]
 
 
 def __dir__() -> list[str]:
