@@ -30,7 +30,7 @@ def run(shell: Any, session: Session, line: str) -> None:
     if not words:
         return _help(shell, session, [])
     name, argv = words[0], words[1:]
-    command = COMMANDS.get(name)
+    command = COMMANDS.get("help" if name in ("-h", "--help") else name)
     if command is None:
         raise UsageError(_unknown(name, session))
     command(shell, session, argv)

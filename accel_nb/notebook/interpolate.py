@@ -10,7 +10,7 @@ a person would mean one:
 * Inside a fenced code block, an inline code span, or ``$…$`` / ``$$…$$`` math, nothing is
   touched — except a reference standing alone on its own line in a fence, so that a fence
   holding just the line ``{In[3]}`` sends the code of cell 3.
-* After a LaTeX command or argument (``\frac{a}{b}``, ``x^{n}``, ``\{x\}``) and in
+* After a LaTeX command or argument (``\frac{a}{b}``, ``x^{n}``, ``a_{i}``, ``\{x\}``) and in
   ``${x}`` templates, braces are left alone; so is ``{{x}``.
 * ``{{name}}`` is the escape: it becomes the literal text ``{name}``.
 * An unknown name is an ``InterpolationError`` naming it and suggesting close matches.
@@ -43,7 +43,8 @@ _CODE_SPAN = re.compile(r"(?<!`)(?P<ticks>`+)(?!`)(?:(?!\n[ \t]*\n).)+?(?<!`)(?P
 _DISPLAY_MATH = re.compile(r"(?<![\\$])\$\$.+?\$\$", re.DOTALL)
 _INLINE_MATH = re.compile(r"(?<![\\$])\$(?![\s$])[^$\n]+?(?<![\s\\])\$(?!\d)")
 _LATEX_COMMAND = re.compile(r"\\[A-Za-z]+\*?$")
-_LITERAL_BEFORE = frozenset("\\$^}]{")
+_LITERAL_BEFORE = frozenset("\\$^_{")
+_CLOSERS = {"}": "{", "]": "["}
 _MASK = "\0"
 
 
@@ -105,13 +106,38 @@ def _matches(text: str):
     """``(match, escaped)`` for every reference outside the literal zones."""
     masked = _mask_literal_zones(text)
     for match in _TOKEN.finditer(masked):
-        start = match.start()
-        before = text[start - 1] if start else ""
-        if before in _LITERAL_BEFORE:
-            continue
-        if (before.isalpha() or before == "*") and _LATEX_COMMAND.search(text, max(0, start - 40), start):
-            continue
-        yield match, match.group("escaped") is not None
+        if not _latex_context(text, match.start()):
+            yield match, match.group("escaped") is not None
+
+
+def _latex_context(text: str, start: int) -> bool:
+    """Whether the brace at ``start`` opens a LaTeX argument (or a ``${…}`` template): it follows
+    ``\\``, ``$``, ``^``, ``_``, ``{``, or a command such as ``\\frac``, possibly through earlier
+    arguments (``\\frac{a}{b}``, ``\\sqrt[3]{x}``)."""
+    pos = start
+    while pos and text[pos - 1] in _CLOSERS:
+        opener = _opening(text, pos - 1)
+        if opener is None:
+            return False
+        pos = opener
+    before = text[pos - 1] if pos else ""
+    if before in _LITERAL_BEFORE:
+        return True
+    return (before.isalpha() or before == "*") and _LATEX_COMMAND.search(text, max(0, pos - 40), pos) is not None
+
+
+def _opening(text: str, close: int) -> int | None:
+    """The index of the bracket that ``text[close]`` closes, or ``None``."""
+    closer = text[close]
+    opener, depth = _CLOSERS[closer], 0
+    for i in range(close, max(-1, close - 2000), -1):
+        if text[i] == closer:
+            depth += 1
+        elif text[i] == opener:
+            depth -= 1
+            if depth == 0:
+                return i
+    return None
 
 
 def _mask_literal_zones(text: str) -> str:
