@@ -50,6 +50,7 @@ def load_ipython_extension(ipython: Any) -> None:
     from .notebook.magics import load
 
     load(ipython)
+    # the JupyterLab extension's comm is wired here by the integrator: `from .notebook import comm; comm.start()`
 
 
 def unload_ipython_extension(ipython: Any) -> None:

@@ -30,6 +30,7 @@ NS = {
         ("{name}{n}", "Ada3"),
         ("quote: \"{name}\"", 'quote: "Ada"'),
         ("nested dict {'a': {n}}", "nested dict {'a': 3}"),
+        ("{name[:2]}|{name[1:]}|{name[-2:]}|{rows[:1]}|{name[:]}", "Ad|da|da|['first']|Ada"),
     ],
 )
 def test_references_are_filled(text, expected):

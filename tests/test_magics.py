@@ -266,6 +266,10 @@ def test_cell_line_parsing():
     assert opts.params == {"top_k": 5, "seed": 1.5, "logprobs": True, "response_format": {"type": "json_object"}}
     assert opts.headers == {"x-team": "ml"}
     assert (opts.priority, opts.stream, opts.cache, opts.timeout, opts.chat) == ("normal", False, False, 30.0, True)
+    commented = parse_cell_options('claude,openai  # compare -o x, "quoted # stays"')
+    assert commented.targets == ["claude", "openai"] and commented.out is None
+    assert parse_cell_options("claude -p color=#fff -p empty= --system 'a # b'").params == {"color": "#fff", "empty": ""}
+    assert parse_cell_options("claude --system 'a # b'").system == "a # b"
     defaults = parse_cell_options("claude")
     assert (defaults.priority, defaults.stream, defaults.cache, defaults.format) == ("high", True, None, "markdown")
     assert parse_cell_options("claude --insert").format == "code"

@@ -325,8 +325,8 @@ def status(outcomes: Sequence[Outcome], now: float) -> dict[str, str]:
     fields = []
     for o in outcomes:
         state = o.state
-        what = {"waiting": "waiting for the first token", "streaming": f"streaming, {len(o.text):,} chars"}
-        what = what.get(state, state)
+        waiting = "waiting for the first token" if o.call.stream else "waiting for the answer"
+        what = {"waiting": waiting, "streaming": f"streaming, {len(o.text):,} chars"}.get(state, state)
         fields.append(f"{marks[state]} {o.call.label} · {what} · {seconds(o.elapsed(now))}")
     text = "   ".join(fields)
     return {"text/html": f"<div class='accel-nb-status' style='{_MUTED}'>{html.escape(text)}</div>", "text/plain": text}

@@ -1,7 +1,7 @@
 r"""``{name}`` references in a prompt, filled from the user's namespace; every other brace left alone.
 
-A reference is a variable name followed by attribute and index steps: ``{name}``,
-``{name.attr}``, ``{rows[0]}``, ``{d['key']}``, ``{In[3]}``, ``{Out[3]}``.  Prompts are full
+A reference is a variable name followed by attribute, index and slice steps: ``{name}``,
+``{name.attr}``, ``{rows[0]}``, ``{d['key']}``, ``{doc[:2000]}``, ``{In[3]}``, ``{Out[3]}``.  Prompts are full
 of braces that are *not* references — code, JSON, LaTeX — so a reference only counts where
 a person would mean one:
 
@@ -31,10 +31,10 @@ from typing import Any
 __all__ = ["InterpolationError", "interpolate", "references"]
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
-_INDEX = r"\[(?:-?\d+|'[^'\\\n]*'|\"[^\"\\\n]*\")\]"
+_INDEX = r"\[(?:-?\d*:-?\d*|-?\d+|'[^'\\\n]*'|\"[^\"\\\n]*\")\]"
 _REF = rf"{_IDENT}(?:\.{_IDENT}|{_INDEX})*"
 _TOKEN = re.compile(rf"\{{\{{(?P<escaped>{_REF})\}}\}}|\{{(?P<ref>{_REF})\}}")
-_STEP = re.compile(rf"\.(?P<attr>{_IDENT})|\[(?P<index>-?\d+|'[^'\\\n]*'|\"[^\"\\\n]*\")\]")
+_STEP = re.compile(rf"\.(?P<attr>{_IDENT})|\[(?P<index>-?\d*:-?\d*|-?\d+|'[^'\\\n]*'|\"[^\"\\\n]*\")\]")
 _HEAD = re.compile(_IDENT)
 
 _FENCE_OPEN = re.compile(r"^ {0,3}(?P<fence>`{3,}|~{3,})(?P<info>[^\n]*)$")
@@ -184,8 +184,13 @@ def _blank(chars: list[str], start: int, end: int) -> None:
 # -- values ---------------------------------------------------------------------------------
 
 
-def _index(text: str) -> int | str:
-    return text[1:-1] if text[0] in "'\"" else int(text)
+def _index(text: str) -> int | str | slice:
+    if text[0] in "'\"":
+        return text[1:-1]
+    if ":" in text:
+        start, stop = (int(part) if part else None for part in text.split(":"))
+        return slice(start, stop)
+    return int(text)
 
 
 def _text(value: Any) -> str:

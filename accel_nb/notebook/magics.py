@@ -70,7 +70,7 @@ def parse_value(text: str) -> Any:
         return int(text)
     if re.fullmatch(r"[-+]?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?|[-+]?(inf|nan)", text.strip()):
         return float(text)
-    if text.strip()[:1] in "[{\"":
+    if text.strip()[:1] in ("[", "{", '"'):
         try:
             return json.loads(text)
         except ValueError as exc:
@@ -150,10 +150,27 @@ def cell_help() -> str:
 
 
 def split_line(line: str, prog: str = "%accel") -> list[str]:
+    """Shell-like words; an unquoted ``#`` that starts a word begins a comment."""
     try:
-        return shlex.split(line, posix=True)
+        return shlex.split(_strip_comment(line), posix=True)
     except ValueError as exc:
         raise UsageError(f"{prog}: {exc} (check the quotes)") from None
+
+
+def _strip_comment(line: str) -> str:
+    quote, escaped = None, False
+    for i, char in enumerate(line):
+        if escaped:
+            escaped = False
+        elif char == "\\" and quote != "'":
+            escaped = True
+        elif quote:
+            quote = None if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and (i == 0 or line[i - 1].isspace()):
+            return line[:i]
+    return line
 
 
 def parse_cell_options(line: str) -> CellOptions:
