@@ -148,6 +148,14 @@ def test_no_stream_cache_and_retries_in_the_footer(shell, client, sim):
     assert "1 retry" in retried.bundles[-1]["text/plain"]
 
 
+def test_the_status_line_says_when_the_engine_retries(shell, client, sim):
+    sim.script("claude", ["429=0.4"])  # one 429 asking for 0.4 s, then the answer
+    cell = run(shell, "%%accel claude\nHello")
+    notes = [p["text/plain"] for p in cell.publishes if "retry 1 after RateLimitError" in p.get("text/plain", "")]
+    assert notes and "waiting 0.4 s" in notes[0]
+    assert "1 retry" in cell.bundles[-1]["text/plain"]
+
+
 def test_formats(shell, client):
     cell = run(shell, "%%accel claude -f text\nHi")
     assert set(cell.bundles[0]) == {"text/plain"}
@@ -268,7 +276,8 @@ def test_cell_line_parsing():
     assert (opts.priority, opts.stream, opts.cache, opts.timeout, opts.chat) == ("normal", False, False, 30.0, True)
     commented = parse_cell_options('claude,openai  # compare -o x, "quoted # stays"')
     assert commented.targets == ["claude", "openai"] and commented.out is None
-    assert parse_cell_options("claude -p color=#fff -p empty= --system 'a # b'").params == {"color": "#fff", "empty": ""}
+    params = parse_cell_options("claude -p color=#fff -p empty= --system 'a # b'").params
+    assert params == {"color": "#fff", "empty": ""}
     assert parse_cell_options("claude --system 'a # b'").system == "a # b"
     defaults = parse_cell_options("claude")
     assert (defaults.priority, defaults.stream, defaults.cache, defaults.format) == ("high", True, None, "markdown")

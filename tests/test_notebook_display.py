@@ -17,7 +17,10 @@ from accel_nb.notebook.display import (
 from accel_nb.notebook.runner import Call, Outcome
 from accel_nb.types import Response, Usage
 
-ANSWER = "Here you go:\n\n```python\ndef add(a, b):\n    return a + b\n```\n\nAnd a test:\n\n```python\nassert add(1, 2) == 3\n```\n"
+ANSWER = (
+    "Here you go:\n\n```python\ndef add(a, b):\n    return a + b\n```\n\n"
+    "And a test:\n\n```python\nassert add(1, 2) == 3\n```\n"
+)
 
 
 def outcome(**response: object) -> Outcome:

@@ -325,7 +325,7 @@ def status(outcomes: Sequence[Outcome], now: float) -> dict[str, str]:
     fields = []
     for o in outcomes:
         state = o.state
-        waiting = "waiting for the first token" if o.call.stream else "waiting for the answer"
+        waiting = o.note or ("waiting for the first token" if o.call.stream else "waiting for the answer")
         what = {"waiting": waiting, "streaming": f"streaming, {len(o.text):,} chars"}.get(state, state)
         fields.append(f"{marks[state]} {o.call.label} · {what} · {seconds(o.elapsed(now))}")
     text = "   ".join(fields)
@@ -394,6 +394,7 @@ class LiveView:
         self._status: Any = None
         self._last_draw = 0.0
         self._drawn_chars = -1
+        self._notes: tuple[Any, ...] = ()
         self._written = 0  # text mode: characters of the single answer already printed
         self._printed: set[int] = set()  # text mode, several targets: answers already printed
 
@@ -412,15 +413,16 @@ class LiveView:
             return
         now = time.monotonic()
         chars = sum(len(o.text) for o in self.outcomes)
+        notes = tuple((o.note, o.state) for o in self.outcomes)
         changed = chars != self._drawn_chars
-        due = now - self._last_draw >= (refresh_interval(chars) if changed else 0.5)
+        due = now - self._last_draw >= (refresh_interval(chars) if changed or notes != self._notes else 0.5)
         if not due:
             return
         if changed:
             self.surface.update(self._body, self._live_body())
             self._drawn_chars = chars
         self.surface.update(self._status, status(self.outcomes, now))
-        self._last_draw = now
+        self._last_draw, self._notes = now, notes
 
     def _live_body(self) -> dict[str, str]:
         if self.single:

@@ -19,7 +19,7 @@ from typing import Any
 
 __all__ = ["Call", "Outcome", "Run"]
 
-_CHUNK, _DONE, _ERROR, _CANCELLED = range(4)
+_CHUNK, _DONE, _ERROR, _CANCELLED, _EVENT = range(5)
 
 
 @dataclass
@@ -46,6 +46,7 @@ class Outcome:
     started: float = field(default_factory=time.monotonic)
     first_token: float | None = None
     ended: float | None = None
+    note: str | None = None  # what the engine last said: queued, retrying after a 429, …
 
     @property
     def text(self) -> str:
@@ -81,6 +82,7 @@ class Run:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._cancelled = False
+        self._ids: dict[str, int] = {}  # request id -> outcome index, for engine events
         self._thread = threading.Thread(target=self._work, name="accel-nb-cell", daemon=True)
 
     # -- main thread --------------------------------------------------------------------------
@@ -138,6 +140,9 @@ class Run:
                 outcome.first_token = time.monotonic()
             outcome.parts.append(value)
             return
+        if kind == _EVENT:
+            outcome.note = value
+            return
         outcome.ended = time.monotonic()
         if kind == _DONE:
             outcome.response = value
@@ -150,10 +155,22 @@ class Run:
     def _work(self) -> None:
         loop = asyncio.new_event_loop()
         self._loop = loop
+        unsubscribe = self.client.engine.tracker.subscribe(self._on_event)
         try:
             loop.run_until_complete(self._main())
         finally:
+            unsubscribe()
             loop.close()
+
+    def _on_event(self, event: Any) -> None:
+        """Engine thread: a retry of one of our requests becomes a note on its outcome."""
+        index = self._ids.get(event.request_id)
+        if index is not None and event.kind == "retry":
+            data = event.data
+            note = f"retry {data['attempt']} after {data['error']}"
+            if data.get("wait_s"):
+                note += f", waiting {data['wait_s']:.1f} s"
+            self._events.put((index, _EVENT, note))
 
     async def _main(self) -> None:
         self._tasks = [asyncio.ensure_future(self._one(i, o.call)) for i, o in enumerate(self.outcomes)]
@@ -170,6 +187,7 @@ class Run:
         try:
             if call.stream:
                 stream = self.client.astream(call.target, call.prompt, **call.options)
+                self._ids[stream.request_id] = index
                 async for chunk in stream:
                     put((index, _CHUNK, chunk.text))
                 put((index, _DONE, stream.response))
