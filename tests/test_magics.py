@@ -578,3 +578,31 @@ def test_terminal_output_is_text_streamed_to_stdout(shell, client):
     assert "claude:claude-sonnet-4-5 · " in out and "20 out tokens" in out
     assert "── openai:gpt-4o-mini ──" in out and "tokens in" in out  # answers, then the comparison
     assert "<" not in out  # no HTML in a terminal
+
+
+def test_a_closed_client_is_an_error_card_not_a_hang(shell, sim):
+    closed = Client({"sim_url": sim.url})
+    assert closed.engine is not None  # started, then closed
+    closed.close()
+    set_default_client(closed)
+    try:
+        cell = run(shell, "%%accel claude,openai\nHello")
+    finally:
+        set_default_client(None)
+    assert "this client is closed" in cell.text
+
+
+def test_a_broken_worker_fails_every_target_instead_of_hanging():
+    from accel_nb.notebook.runner import Call, Run
+
+    class Broken:
+        @property
+        def engine(self):
+            raise RuntimeError("no engine")
+
+    run_ = Run(Broken(), [Call("a", "a:x", "a", "hi"), Call("b", "b:y", "b", "hi")]).start()
+    deadline = time.monotonic() + 5
+    while not run_.done:
+        assert time.monotonic() < deadline
+        run_.poll(0.05)
+    assert [str(o.error) for o in run_.outcomes] == ["no engine", "no engine"]

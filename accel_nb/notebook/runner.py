@@ -155,11 +155,16 @@ class Run:
     def _work(self) -> None:
         loop = asyncio.new_event_loop()
         self._loop = loop
-        unsubscribe = self.client.engine.tracker.subscribe(self._on_event)
+        unsubscribe = None
         try:
+            unsubscribe = self.client.engine.tracker.subscribe(self._on_event)
             loop.run_until_complete(self._main())
+        except BaseException as exc:  # never leave the cell waiting for answers that cannot come
+            for index in range(len(self.outcomes)):
+                self._events.put((index, _ERROR, exc))
         finally:
-            unsubscribe()
+            if unsubscribe is not None:
+                unsubscribe()
             loop.close()
 
     def _on_event(self, event: Any) -> None:
