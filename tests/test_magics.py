@@ -606,3 +606,9 @@ def test_a_broken_worker_fails_every_target_instead_of_hanging():
         assert time.monotonic() < deadline
         run_.poll(0.05)
     assert [str(o.error) for o in run_.outcomes] == ["no engine", "no engine"]
+
+
+def test_a_timeout_card_speaks_in_the_magic_options(shell, client):
+    cell = run(shell, "%%accel claude --timeout 0.2 -H x-sim-ttft=5\nHello")
+    card = cell.bundles[-1]["text/plain"]
+    assert "TimeoutError" in card and "0.2 s timeout" in card and "raise --timeout" in card

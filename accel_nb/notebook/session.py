@@ -15,6 +15,10 @@ from .conversations import Conversations
 
 __all__ = ["Session"]
 
+# the Python API's words in engine hints -> the magic's options
+_MAGIC_WORDS = (("raise timeout=", "raise --timeout"), ("as params={...}", "with -p key=value"),
+                ("in system=...", "in --system"))
+
 
 @dataclass
 class LastError:
@@ -80,9 +84,15 @@ class Session:
 
     @staticmethod
     def _fix_hint(error: BaseException, client: Any) -> None:
-        """A missing key: say where a key can come from, without ever suggesting ``%env``."""
+        """Hints in the magic's words (``--timeout``, not ``timeout=``); and for a missing key,
+        where a key can come from, without ever suggesting ``%env``."""
         from .. import errors
 
+        hint = getattr(error, "hint", None)
+        if isinstance(hint, str):
+            for python, magic in _MAGIC_WORDS:
+                hint = hint.replace(python, magic)
+            error.hint = hint
         if not (isinstance(error, errors.AuthenticationError) and error.provider and error.status is None):
             return
         settings = client.settings.providers.get(error.provider) if client is not None else None
