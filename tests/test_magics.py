@@ -612,3 +612,12 @@ def test_a_timeout_card_speaks_in_the_magic_options(shell, client):
     cell = run(shell, "%%accel claude --timeout 0.2 -H x-sim-ttft=5\nHello")
     card = cell.bundles[-1]["text/plain"]
     assert "TimeoutError" in card and "0.2 s timeout" in card and "raise --timeout" in card
+
+
+def test_a_broken_config_file_is_a_card(shell):
+    config_path().write_text("this is [not toml")
+    set_default_client(None)
+    for source in ("%%accel claude\nHello", "%accel alias", "%accel list"):
+        cell = run(shell, source)
+        assert "not valid TOML" in cell.text and "fix or remove the file" in cell.text, source
+        assert "Traceback" not in cell.everything

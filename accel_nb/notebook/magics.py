@@ -229,14 +229,22 @@ class AccelMagics(Magics):
     @no_var_expand  # braces and $ in the line are ours to read, not IPython's to expand
     @line_cell_magic
     def accel(self, line: str, cell: str | None = None) -> None:
-        if cell is None:
-            from . import commands
+        from ..errors import AccelError
 
-            commands.run(self.shell, self.session, line)
-        else:
-            from . import cell as cell_runner
+        try:
+            if cell is None:
+                from . import commands
 
-            cell_runner.run(self.shell, self.session, line, cell)
+                commands.run(self.shell, self.session, line)
+            else:
+                from . import cell as cell_runner
+
+                cell_runner.run(self.shell, self.session, line, cell)
+        except AccelError as exc:  # e.g. a config file that is not valid TOML: a card, not a traceback
+            from IPython.display import display
+
+            self.session.remember(exc, f"%{'%' if cell is not None else ''}accel {line.strip()}")
+            display(self.session.error_card(exc), raw=True)
 
 
 AccelMagics.accel.__doc__ = f"""Call AI APIs from a cell; `%accel help` for everything.
