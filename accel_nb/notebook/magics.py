@@ -110,19 +110,20 @@ def _number(kind: type, low: float | None = None, high: float | None = None, *, 
 
 
 def _build_cell_parser() -> _Parser:
-    p = _Parser(prog="%%accel", add_help=False, allow_abbrev=False, description=(
+    p = _Parser(prog="%%accel", usage="%(prog)s TARGET[,TARGET…] [options]", add_help=False, allow_abbrev=False,
+                description=(
         "The cell body is the prompt, sent to each TARGET (provider or provider:model or an alias; "
         "several separated by commas) and streamed into the output."))
-    p.add_argument("targets", nargs="*", metavar="TARGET[,TARGET…]")
+    p.add_argument("targets", nargs="*", metavar="TARGET[,TARGET…]", help="e.g. claude, openai:gpt-4o-mini, an alias")
     p.add_argument("-f", "--format", choices=FORMATS, default=None,
                    help="how to show the answer (default markdown); code keeps the fence's language")
     p.add_argument("--insert", action="store_true",
                    help="put the answer's code into a new cell below (implies -f code)")
     p.add_argument("-o", "--out", metavar="NAME", help="store the Response in NAME (several targets: a dict)")
     p.add_argument("--system", metavar="TEXT", help="system prompt ({name} references are filled in)")
-    p.add_argument("--max-tokens", type=_number(int, 0, open_low=True), metavar="N")
-    p.add_argument("--temperature", type=_number(float, 0.0, 2.0), metavar="T")
-    p.add_argument("--top-p", type=_number(float, 0.0, 1.0), metavar="P")
+    p.add_argument("--max-tokens", type=_number(int, 0, open_low=True), metavar="N", help="most tokens to generate")
+    p.add_argument("--temperature", type=_number(float, 0.0, 2.0), metavar="T", help="sampling temperature, 0 to 2")
+    p.add_argument("--top-p", type=_number(float, 0.0, 1.0), metavar="P", help="nucleus sampling, 0 to 1")
     p.add_argument("--stop", action="append", default=[], metavar="TEXT", help="stop sequence (repeatable)")
     p.add_argument("-p", "--param", action="append", default=[], type=_pair("param"), metavar="KEY=VALUE",
                    help="provider-specific field, typed: 3, 0.5, true, null, JSON, else text (repeatable)")
