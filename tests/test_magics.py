@@ -358,6 +358,9 @@ def test_a_401_card_names_the_key_by_source_only(shell, sim):
         set_default_client(None)
     card = cell.bundles[-1]["text/plain"]
     assert "AuthenticationError" in card and "HTTP 401" in card and "key: runtime …ZQXW" in card
+    assert "r" not in shell.user_ns
+    run(shell, "%%accel openai -o r -H x-sim-fault=401\nHello")
+    assert type(shell.user_ns["r"]).__name__ == "AuthenticationError"  # not a stale answer
     assert "request id" in detail.text and "HTTP status: 401" in detail.text
     assert KEY not in cell.everything and KEY not in detail.everything
 

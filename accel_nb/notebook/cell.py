@@ -141,18 +141,17 @@ def _after(
 
 def _store(shell: Any, opts: CellOptions, outcomes: list[Outcome]) -> None:
     """``-o NAME``: the Response (a partial one, ``finish_reason="interrupted"``, if the cell was
-    interrupted); with several targets a dict keyed by target, holding an error in place of a
-    failed answer."""
+    interrupted), or the error in place of a failed answer — never a stale value from an
+    earlier run; with several targets a dict keyed by target as written."""
     if not opts.out:
         return
-    values = {}
-    for target, o in zip(opts.targets, outcomes, strict=True):
-        value = _result(o)
-        if value is not None:
-            values[target] = value
+    values = {target: _result(o) for target, o in zip(opts.targets, outcomes, strict=True)}
+    values = {target: value for target, value in values.items() if value is not None}
     if len(outcomes) == 1:
-        if opts.targets[0] in values and not isinstance(values[opts.targets[0]], BaseException):
+        if values:
             shell.user_ns[opts.out] = values[opts.targets[0]]
+        else:
+            shell.user_ns.pop(opts.out, None)  # interrupted before any text: nothing to keep
         return
     shell.user_ns[opts.out] = values
 

@@ -119,7 +119,7 @@ def _build_cell_parser() -> _Parser:
                    help="how to show the answer (default markdown); code keeps the fence's language")
     p.add_argument("--insert", action="store_true",
                    help="put the answer's code into a new cell below (implies -f code)")
-    p.add_argument("-o", "--out", metavar="NAME", help="store the Response in NAME (several targets: a dict)")
+    p.add_argument("-o", "--out", metavar="NAME", help="store the Response (or the error) in NAME; several targets: a dict")
     p.add_argument("--system", metavar="TEXT", help="system prompt ({name} references are filled in)")
     p.add_argument("--max-tokens", type=_number(int, 0, open_low=True), metavar="N", help="most tokens to generate")
     p.add_argument("--temperature", type=_number(float, 0.0, 2.0), metavar="T", help="sampling temperature, 0 to 2")
