@@ -114,12 +114,14 @@ def _build_cell_parser() -> _Parser:
                 description=(
         "The cell body is the prompt, sent to each TARGET (provider or provider:model or an alias; "
         "several separated by commas) and streamed into the output."))
-    p.add_argument("targets", nargs="*", metavar="TARGET[,TARGET…]", help="e.g. claude, openai:gpt-4o-mini, an alias")
+    p.add_argument("targets", nargs="*", metavar="TARGET[,TARGET…]",
+                   help="e.g. claude, openai:gpt-4o-mini, an alias")
     p.add_argument("-f", "--format", choices=FORMATS, default=None,
                    help="how to show the answer (default markdown); code keeps the fence's language")
     p.add_argument("--insert", action="store_true",
                    help="put the answer's code into a new cell below (implies -f code)")
-    p.add_argument("-o", "--out", metavar="NAME", help="store the Response (or the error) in NAME; several targets: a dict")
+    p.add_argument("-o", "--out", metavar="NAME",
+                   help="store the Response (or the error) in NAME; several targets: a dict")
     p.add_argument("--system", metavar="TEXT", help="system prompt ({name} references are filled in)")
     p.add_argument("--max-tokens", type=_number(int, 0, open_low=True), metavar="N", help="most tokens to generate")
     p.add_argument("--temperature", type=_number(float, 0.0, 2.0), metavar="T", help="sampling temperature, 0 to 2")
