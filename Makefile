@@ -26,6 +26,7 @@ test: $(VENV)/.installed-test
 ## bench: the speed benchmarks, side by side, printing ratios
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/overhead.py
+	$(BIN)/python benchmarks/import_time.py
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check accel_nb tests benchmarks

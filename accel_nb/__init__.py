@@ -36,8 +36,10 @@ __all__ = [
     "Usage",
     "default_client",
     "errors",
+    "load_ipython_extension",
     "set_default_client",
     "sim",
+    "unload_ipython_extension",
 ]
 
 _LAZY = {
@@ -56,6 +58,21 @@ if TYPE_CHECKING:
     from . import errors, sim
     from .client import AsyncStream, Client, Stream, default_client, set_default_client
     from .types import Chunk, Priority, Response, Usage
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext accel_nb``: register ``%%accel`` / ``%accel``.  Imports only the magics module;
+    the engine loads on the first request."""
+    from .notebook.magics import load
+
+    load(ipython)
+    # the JupyterLab extension's comm is wired here by the integrator: `from .notebook import comm; comm.start()`
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    from .notebook.magics import unload
+
+    unload(ipython)
 
 
 def __getattr__(name: str) -> Any:

@@ -38,6 +38,9 @@ __all__ = [
     "config_path",
     "data_dir",
     "load_settings",
+    "read_config_file",
+    "with_simulator",
+    "write_config_file",
 ]
 
 SIM_KEY = "accel-nb-simulator"  # what a keyless provider sends to the simulator
@@ -148,6 +151,46 @@ def read_config_file(path: Path | None = None) -> dict[str, Any]:
             return tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise BadRequestError(f"config file {path} is not valid TOML: {exc}", hint="fix or remove the file") from None
+
+
+def write_config_file(data: Mapping[str, Any], path: Path | None = None) -> Path:
+    """Replace the config file with ``data`` (TOML), readable by its owner only: it may hold keys.
+
+    Written to a temporary file next to it and renamed over it, so a crash never leaves half
+    a file.  Comments in the old file are not kept (``tomllib`` does not read them).
+    """
+    import tempfile
+
+    import tomli_w
+
+    path = path or config_path()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    text = tomli_w.dumps(dict(data))
+    fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".toml", dir=path.parent)  # mode 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def with_simulator(settings: Settings, url: str) -> Settings:
+    """A copy of ``settings`` in which every provider that has no key talks to the simulator at
+    ``url``; providers with a key keep their real base URL (``%accel sim start``)."""
+    providers = {}
+    for pid, adapter in adapters().items():
+        current = settings.providers[pid]
+        if current.keys:
+            providers[pid] = current
+        else:
+            providers[pid] = dataclasses.replace(
+                current, base_url=url.rstrip("/") + adapter.sim_path, keys=[Secret(SIM_KEY, "simulator")]
+            )
+    return dataclasses.replace(settings, providers=providers)
 
 
 def load_settings(
