@@ -66,7 +66,9 @@ def load_ipython_extension(ipython: Any) -> None:
     from .notebook.magics import load
 
     load(ipython)
-    # the JupyterLab extension's comm is wired here by the integrator: `from .notebook import comm; comm.start()`
+    from .notebook import comm
+
+    comm.start()  # the JupyterLab extension's status bar and sidebar (a no-op outside a kernel)
 
 
 def unload_ipython_extension(ipython: Any) -> None:

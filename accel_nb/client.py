@@ -15,7 +15,7 @@ import threading
 import weakref
 from typing import Any, AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 
-from . import errors
+from . import errors, registry
 from .config import Settings, load_settings
 from .engine.core import Engine, Job
 from .engine.loop import Mailbox
@@ -26,7 +26,13 @@ from .secret import Secret
 from .stats import Stats
 from .types import _NO_HEADERS, Chunk, Priority, Request, Response, Usage
 
-__all__ = ["AsyncStream", "Client", "Stream", "default_client", "set_default_client"]
+__all__ = [
+    "AsyncStream",
+    "Client",
+    "Stream",
+    "default_client",
+    "set_default_client",
+]
 
 _COMMON = ("max_tokens", "temperature", "top_p", "stop")
 
@@ -78,7 +84,13 @@ class Client:
             with self._lock:
                 if self._engine is None:
                     self._engine = Engine(self.settings)
+                    registry.engine_started(self)
         return self._engine
+
+    @property
+    def started(self) -> bool:
+        """Whether the engine runs (watchers use this to stay lazy)."""
+        return self._engine is not None
 
     def close(self) -> None:
         """Cancel what is pending, flush the ledger, stop the engine thread."""
@@ -390,7 +402,7 @@ class Client:
                 f"no API key for {provider}",
                 provider=provider,
                 hint=f"set {' or '.join(names)} in the environment or a .env file, "
-                "or run `%accel keys` to enter one safely (never `%env`: it echoes the key)",
+                "or run `%accel keys` to enter it without it showing in the notebook",
             )
 
     def _link(self, loop: asyncio.AbstractEventLoop) -> tuple[Mailbox, Mailbox]:
@@ -641,24 +653,18 @@ class _progress:
             self._bar.close()
 
 
-_default: Client | None = None
-_default_lock = threading.Lock()
-
-
 def default_client() -> Client:
     """The kernel's shared client (used by the magics, widgets and the lab extension)."""
-    global _default
-    if _default is None:
-        with _default_lock:
-            if _default is None:
-                _default = Client()
-    return _default
+    if registry.default is None:
+        with registry.lock:
+            if registry.default is None:
+                registry.default = Client()
+    return registry.default
 
 
 def set_default_client(client: Client | None) -> None:
     """Replace the shared client (the old one is closed); ``None`` makes a fresh one on next use."""
-    global _default
-    with _default_lock:
-        old, _default = _default, client
+    with registry.lock:
+        old, registry.default = registry.default, client
     if old is not None and old is not client:
         old.close()

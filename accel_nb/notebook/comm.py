@@ -226,6 +226,7 @@ class _Bridge:
         self._wake = threading.Event()
         self._stopped = threading.Event()
         self._comm: Any = None
+        self._forget_observer: Any = lambda: None
         self._thread = threading.Thread(target=self._run, name="accel-nb-comm", daemon=True)
 
     @property
@@ -233,16 +234,19 @@ class _Bridge:
         return not self._stopped.is_set()
 
     def open(self) -> None:
-        """Open the comm with an empty snapshot (cheap: the client is resolved on the sender thread)."""
+        """Open the comm with an empty snapshot; the real one follows when a client's engine runs."""
         import comm
 
         empty: StateMessage = {
             "v": PROTOCOL_VERSION, "kind": "snapshot", "session": session_totals({}, None),
             "providers": [], "requests": [],
         }  # fmt: skip
+        from ..registry import on_engine_start
+
         self._comm = comm.create_comm(target_name=TARGET, data=empty)
         self._comm.on_msg(self._on_msg)
         self._comm.on_close(lambda _msg: self.stop(close_comm=False))
+        self._forget_observer = on_engine_start(self._engine_started)
         self._wake.set()  # the real snapshot follows as soon as the client is there
         self._thread.start()
 
@@ -259,6 +263,7 @@ class _Bridge:
     def stop(self, close_comm: bool = True) -> None:
         self._stopped.set()
         self._wake.set()
+        self._forget_observer()
         if self._unsubscribe is not None:
             self._unsubscribe()
         if threading.current_thread() is not self._thread and self._thread.is_alive():
@@ -322,19 +327,33 @@ class _Bridge:
                 self._stopped.wait(MIN_INTERVAL_S)
 
     def _follow(self) -> None:
-        """Subscribe to the pinned client, or to whatever is the kernel's default client now."""
-        if self._pinned is not None:
-            client = self._pinned
-        else:
-            from ..client import default_client
+        """Subscribe to the pinned client, or to whatever is the kernel's default client now —
+        once its engine runs: watching never starts an engine (``_engine_started`` catches
+        the moment one starts, before its first request)."""
+        from ..registry import peek_default_client
 
-            client = default_client()
-        if client is self._client:
+        client = self._pinned if self._pinned is not None else peek_default_client()
+        if client is self._client and (client is None or self._unsubscribe is not None or not client.started):
             return
         if self._unsubscribe is not None:
             self._unsubscribe()
+            self._unsubscribe = None
         self._client = client
-        self._unsubscribe = client.engine.call(self._attach)
+        if client is not None and client.started:
+            self._unsubscribe = client.engine.call(self._attach)
+
+    def _engine_started(self, client: Client) -> None:
+        """Called in the thread that starts ``client``'s engine, before any request is queued."""
+        from ..registry import peek_default_client
+
+        if client is (self._pinned if self._pinned is not None else peek_default_client()):
+            with self._lock:
+                if self._unsubscribe is not None:
+                    self._unsubscribe()
+                self._client = client
+                self._unsubscribe = client.engine.tracker.subscribe(self._on_event)
+                self._want_snapshot = True
+            self._wake.set()
 
     def _flush(self, busy: bool) -> StateMessage | None:
         with self._lock:
@@ -345,9 +364,15 @@ class _Bridge:
         if not (snapshot or rows or busy):
             return None
         client = self._client
-        assert client is not None
+        if client is None:  # nothing made yet: the front end shows accel_nb loaded, idle
+            message: StateMessage = {
+                "v": PROTOCOL_VERSION, "kind": "snapshot", "session": session_totals({}, None),
+                "providers": [], "requests": [],
+            }  # fmt: skip
+            self._comm.send(data=message)
+            return message
         stats = client.stats()
-        message: StateMessage = {
+        message = {
             "v": PROTOCOL_VERSION,
             "kind": "snapshot" if snapshot else "update",
             "session": session_totals(stats, last_status),
@@ -367,7 +392,7 @@ def start(client: Client | None = None) -> None:
 
     Idempotent: ``%load_ext accel_nb`` calls it, and calling it again only sends a
     fresh snapshot (and, with ``client``, follows that client instead of the kernel's
-    default one).  Cheap: the client is created on a background thread if needed.
+    default one).  Cheap: it never creates a client or starts an engine; it follows the one that starts.
     """
     global _bridge
     with _bridge_lock:

@@ -13,11 +13,10 @@ if TYPE_CHECKING:
 
     from accel_nb.sim import SimServer
 
-# The notebook the test runs.  Until the magics land (issue 4) plain Python stands in for them;
-# then LOAD becomes "%load_ext accel_nb" and ASK "%%accel openai\nExplain backpressure in two sentences.".
+# The notebook the test runs: the kernel's default client talks to the test's simulator.
 SETUP = "import accel_nb\naccel_nb.set_default_client(accel_nb.Client({{'sim_url': {url!r}}}))"
-LOAD = "from accel_nb.notebook import comm\ncomm.start()"
-ASK = "accel_nb.default_client().chat('openai', 'Explain backpressure in two sentences.').text"
+LOAD = "%load_ext accel_nb"
+ASK = "%%accel openai\nExplain backpressure in two sentences."
 
 
 # Polled by Playwright (a plain function: an async one would count as truthy at once).
@@ -67,8 +66,8 @@ def test_status_bar_sidebar_and_palette(
     palette = page.locator(".lm-CommandPalette-input")
     palette.fill("Insert %%accel cell")
     page.keyboard.press("Enter")
-    inserted = page.locator(".jp-Notebook .jp-Cell .cm-content", has_text="%%accel")
-    expect(inserted).to_have_count(1)
+    inserted = page.locator(".jp-Notebook .jp-Cell .cm-content", has_text="%%accel claude")
+    expect(inserted).to_have_count(1)  # the notebook's own cell asks openai; this one is new
     expect(inserted).to_have_text(re.compile(r"^%%accel claude"))
     page.screenshot(path=artifacts / "04-inserted-cell.png")
 
