@@ -103,7 +103,8 @@ async def gather(
                 else:
                     raise error
     finally:
-        for _start, _end, job in pending.values():
+        for future, (_start, _end, job) in pending.items():
+            future.cancel()  # nobody waits for this part any more
             engine.cancel(job, errors.CancelledError("another part of the same call failed", provider=provider))
     done.sort(key=lambda part: part[0])
     responses = [response for *_, response in done]

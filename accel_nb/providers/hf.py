@@ -58,6 +58,7 @@ def classify_hf(status: int, headers: Mapping[str, str], body: bytes, server: st
         return errors.AuthenticationError(
             f"{server} refused the request: it runs with --api-key and the token sent is wrong or missing",
             status=status,
+            hint="set HF_TOKEN to the server's --api-key, or run `%accel keys`",
         )
     return classify_status(status, snippet(body) or f"HTTP {status}", headers=headers)
 

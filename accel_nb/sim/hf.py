@@ -80,8 +80,8 @@ class HFServer:
     def error(self, call: Call, status: int, message: str | None = None) -> Failure:
         if message is not None and message.startswith("Failed to"):
             return Failure(status, message)
-        if status == 413 and message is None:
-            return Failure(413, BODY_LIMIT)
+        if message is None and status in (400, 413):  # what a 400 or 413 from these servers usually is
+            return Failure(status, self.invalid_json_message if status == 400 else BODY_LIMIT)
         if status in (401, 404):
             return Failure(status, None)
         fallback = ("Backend" if status >= 500 else "validation", f"HTTP {status}")

@@ -57,7 +57,6 @@ class TGI(HFServer, OpenAI):
     max_total_tokens: ClassVar[int] = 8192
     max_stop_sequences: ClassVar[int] = 4
     error_types: ClassVar[dict[int, tuple[str, str]]] = {
-        400: ("validation", "Input validation error: the request could not be processed"),
         422: ("validation", "Input validation error: `inputs` cannot be empty"),
         424: (
             "generation",
