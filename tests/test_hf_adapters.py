@@ -9,6 +9,7 @@ import pytest
 
 from accel_nb import errors
 from accel_nb.batching import merge, split
+from accel_nb.config import load_settings
 from accel_nb.providers import get_adapter
 from accel_nb.providers.base import BatchLimits, Reply
 from accel_nb.providers.hf_tei import TEIInfo
@@ -237,3 +238,20 @@ def test_merge_sums_usage_and_cost():
     assert merged.attempts == 3 and merged.cost_usd == pytest.approx(0.003) and merged.latency_s == 0.25
     parts[1].cost_usd = None
     assert merge(parts, "b", 0).cost_usd is None
+
+
+# -- settings ---------------------------------------------------------------------------------
+def test_base_urls_keys_and_defaults():
+    def resolve(environ, config=None):
+        return load_settings(config, environ=environ, dotenv={}, file_config={}).providers
+
+    defaults = resolve({})
+    assert (defaults["tgi"].base_url, defaults["tei"].base_url) == ("http://localhost:8080", "http://localhost:8081")
+    assert defaults["tgi"].keys == [] and not get_adapter("tei").needs_key  # no key: none is sent
+    env = {"HF_TGI_BASE_URL": "http://gpu:9000/", "TEI_BASE_URL": "http://gpu:9001", "HF_TOKEN": "hf_abcdefgh1234"}
+    providers = resolve(env)
+    assert (providers["tgi"].base_url, providers["tei"].base_url) == ("http://gpu:9000", "http://gpu:9001")
+    assert [k.source for k in providers["tei"].keys] == ["env:HF_TOKEN"]
+    assert resolve({**env, "TGI_BASE_URL": "http://first:1"})["tgi"].base_url == "http://first:1"
+    configured = resolve(env, {"providers": {"hf_tei": {"base_url": "http://reranker:8080"}}})
+    assert configured["tei"].base_url == "http://reranker:8080"  # config wins; the alias works there too
