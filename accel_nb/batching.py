@@ -20,7 +20,7 @@ from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any
 
 from . import errors
-from .engine.sinks import FutureSink
+from .engine.sinks import Sink
 from .providers import get_adapter
 from .providers.base import BatchLimits
 from .types import Response, Usage
@@ -74,7 +74,8 @@ async def gather(
     limits = get_adapter(provider).batch_limits(info) or BatchLimits()
     ranges = split(texts, limits, _BODY_OVERHEAD + len(json.dumps(payload)))
     batch_id = str(uuid.uuid4())
-    pending: dict[asyncio.Future[Any], tuple[int, int, Any]] = {}
+    answers: asyncio.Queue[tuple[int, int, bool, Any]] = asyncio.Queue()
+    pending: dict[int, Any] = {}  # first index -> its job, while it runs
     done: list[tuple[int, Any, Response]] = []
 
     def keep(reply: Any, response: Response) -> tuple[Any, Response]:
@@ -82,29 +83,27 @@ async def gather(
 
     def submit(start: int, end: int) -> None:
         part_options = {**options, "_payload": payload}
-        job, sink = client._job(kind, target, texts[start:end], part_options, FutureSink(), (batch_id, start), keep)
-        pending[asyncio.wrap_future(sink.future)] = (start, end, job)
+        sink = _PartSink(answers, start, end)
+        job, _ = client._job(kind, target, texts[start:end], part_options, sink, (batch_id, start), keep)
+        pending[start] = job
 
     try:
         for start, end in ranges:
             submit(start, end)
         while pending:
-            finished, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for future in finished:
-                start, end, _job = pending.pop(future)
-                error = future.exception()
-                if error is None:
-                    piece, response = future.result()
-                    done.append((start, piece, response))
-                elif end - start > 1 and _too_big(error):
-                    middle = (start + end) // 2
-                    submit(start, middle)
-                    submit(middle, end)
-                else:
-                    raise error
+            start, end, ok, value = await answers.get()
+            del pending[start]
+            if ok:
+                piece, response = value
+                done.append((start, piece, response))
+            elif end - start > 1 and _too_big(value):
+                middle = (start + end) // 2
+                submit(start, middle)
+                submit(middle, end)
+            else:
+                raise value
     finally:
-        for future, (_start, _end, job) in pending.items():
-            future.cancel()  # nobody waits for this part any more
+        for job in pending.values():
             engine.cancel(job, errors.CancelledError("another part of the same call failed", provider=provider))
     done.sort(key=lambda part: part[0])
     responses = [response for *_, response in done]
@@ -133,6 +132,21 @@ def merge(responses: Sequence[Response], request_id: str, latency_s: float) -> R
         cached=all(r.cached for r in responses),
         cost_usd=None if any(c is None for c in costs) else sum(costs),  # type: ignore[arg-type]
     )
+
+
+class _PartSink(Sink):
+    """A part's answer, queued on the engine loop itself, where ``gather`` waits for it."""
+
+    __slots__ = ("answers", "end", "start")
+
+    def __init__(self, answers: asyncio.Queue[tuple[int, int, bool, Any]], start: int, end: int) -> None:
+        self.answers, self.start, self.end = answers, start, end
+
+    def done(self, result: Any) -> None:
+        self.answers.put_nowait((self.start, self.end, True, result))
+
+    def fail(self, error: BaseException) -> None:
+        self.answers.put_nowait((self.start, self.end, False, error))
 
 
 def _too_big(error: BaseException) -> bool:
