@@ -380,7 +380,8 @@ class Client:
         """A call on a list of texts: one job, or (when the API limits batches) parts on the engine loop."""
         texts = self._texts(kind, target, texts)
         if not self._splits(kind, target, texts):
-            job, sink = self._job(kind, target, texts, {**options, "_payload": payload}, FutureSink(), finish=join.single)
+            options = {**options, "_payload": payload}
+            job, sink = self._job(kind, target, texts, options, FutureSink(), finish=join.single)
             return self._wait(job, sink.future)
         future = self.engine.spawn(batching.gather(self, kind, target, texts, options, payload, join))
         try:

@@ -40,7 +40,7 @@ def axum_rejection(what: str, status: int = 422) -> BadRequest:
 
 
 def compute_headers(call: Call, characters: int, **extra: int) -> dict[str, str]:
-    """The ``x-compute-*`` / ``x-*-time`` headers both servers put on a successful reply."""
+    """The ``x-compute-*`` / ``x-*-time`` headers both servers put on a successful reply (times in ms)."""
     elapsed_ms = str(round((time.monotonic() - call.started) * 1000))
     headers = {"x-compute-type": "gpu+optimized", "x-compute-characters": str(characters)}
     for name in ("x-compute-time", "x-total-time", "x-queue-time", "x-inference-time"):

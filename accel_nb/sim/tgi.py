@@ -143,10 +143,12 @@ class TGI(HFServer, OpenAI):
         chat = self.new_chat(call, self.model_id, [{"role": "user", "content": inputs}], max_tokens=max_new, stop=stop)
         job = Generate(chat.model, chat.gen, input_tokens, stream, details=bool(parameters.get("details")), wrap=wrap)
         if not stream:
-            call.headers.update(compute_headers(
+            headers = compute_headers(
                 call, len(inputs), prompt_tokens=input_tokens, generated_tokens=job.generated_tokens,
                 validation_time=0, time_per_token=0,
-            ))
+            )
+            headers["x-compute-time"] = f"{int(headers['x-compute-time']) / 1000:g}"  # TGI says it in seconds
+            call.headers.update(headers)
         return job
 
     def generate_stream(self, call: Call, body: dict[str, Any]) -> Generate:
