@@ -9,19 +9,21 @@ blocking calls, a future of the caller's own loop for ``a…`` calls.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import queue
 import threading
 import weakref
 from typing import Any, AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 
-from . import errors, registry
+from . import batching, errors, registry
 from .config import Settings, load_settings
 from .engine.core import Engine, Job
 from .engine.loop import Mailbox
 from .engine.sinks import BatchSink, Channel, FutureSink, LoopFutureSink, LoopQueueSink, QueueSink, StreamEnd
-from .providers import get_adapter, parse_target
+from .providers import adapters, get_adapter, parse_target
 from .providers.base import Reply
+from .results import EmbeddingsJoin, Join, Ranking, RankingJoin, SparseEmbeddings, SparseJoin
 from .secret import Secret
 from .stats import Stats
 from .types import _NO_HEADERS, Chunk, Priority, Request, Response, Usage
@@ -35,6 +37,8 @@ __all__ = [
 ]
 
 _COMMON = ("max_tokens", "temperature", "top_p", "stop")
+_TEXT_KINDS = ("chat", "generate")  # what `stream` can stream
+_INPUT_KINDS = frozenset({"embed", "rerank", "embed_sparse"})  # a list of texts in, one result per text out
 
 # A blocked wait wakes this often: a SIGINT (kernel interrupt) that lands on another
 # thread is only seen when the main thread runs Python code again.
@@ -125,29 +129,98 @@ class Client:
         job, future = self._async_job("chat", target, prompt, options)
         return await self._await(job, future)
 
-    def stream(self, target: str, prompt: str | Sequence[Mapping[str, Any]] | None = None, **options: Any) -> Stream:
-        """Iterate ``Chunk``s as they arrive; ``.response`` holds the full ``Response`` at the end."""
-        job, sink = self._job("chat", target, prompt, {**options, "stream": True}, QueueSink())
+    def stream(
+        self,
+        target: str,
+        prompt: str | Sequence[Mapping[str, Any]] | None = None,
+        *,
+        kind: str = "chat",
+        **options: Any,
+    ) -> Stream:
+        """Iterate ``Chunk``s as they arrive; ``.response`` holds the full ``Response`` at the end.
+
+        ``kind="generate"`` streams a raw prompt (see ``generate``) instead of a chat."""
+        job, sink = self._job(_stream_kind(kind), target, prompt, {**options, "stream": True}, QueueSink())
         return Stream(self.engine, job, sink)
 
-    def astream(self, target: str, prompt: str | Sequence[Mapping[str, Any]] | None = None, **options: Any) -> AsyncStream:
+    def astream(
+        self,
+        target: str,
+        prompt: str | Sequence[Mapping[str, Any]] | None = None,
+        *,
+        kind: str = "chat",
+        **options: Any,
+    ) -> AsyncStream:
         """``async for chunk in client.astream(...)``."""
         loop = asyncio.get_running_loop()
         channel = Channel(loop)
         inbox, outbox = self._link(loop)
         sink = LoopQueueSink(inbox, channel)
-        job, _ = self._job("chat", target, prompt, {**options, "stream": True}, sink, outbox=outbox)
+        job, _ = self._job(_stream_kind(kind), target, prompt, {**options, "stream": True}, sink, outbox=outbox)
         return AsyncStream(self.engine, job, channel)
 
-    # -- embeddings ------------------------------------------------------------------------
-    def embed(self, target: str, texts: str | Sequence[str], *, normalize: bool = True, **options: Any) -> Any:
-        """Vectors for ``texts`` as an ``Embeddings`` array (rows L2-normalized unless ``normalize=False``)."""
-        job, sink = self._job("embed", target, texts, options, FutureSink(), finish=_embeddings(normalize))
+    # -- raw prompts ---------------------------------------------------------------------
+    def generate(self, target: str, prompt: str, **options: Any) -> Response:
+        """Complete a raw prompt as it is, with no chat template (TGI's ``/generate``).
+
+        Takes ``chat``'s options except ``system``; stream it with
+        ``client.stream(target, prompt, kind="generate")``.
+        """
+        job, sink = self._job("generate", target, prompt, options, FutureSink())
         return self._wait(job, sink)
 
-    async def aembed(self, target: str, texts: str | Sequence[str], *, normalize: bool = True, **options: Any) -> Any:
-        job, future = self._async_job("embed", target, texts, options, finish=_embeddings(normalize))
+    async def agenerate(self, target: str, prompt: str, **options: Any) -> Response:
+        job, future = self._async_job("generate", target, prompt, options)
         return await self._await(job, future)
+
+    # -- embeddings, reranking, sparse vectors ----------------------------------------------
+    def embed(self, target: str, texts: str | Sequence[str], *, normalize: bool = True, **options: Any) -> Any:
+        """Vectors for ``texts`` as an ``Embeddings`` array (rows L2-normalized unless ``normalize=False``).
+
+        More texts than the server takes in one request (TEI's ``max_client_batch_size``, its
+        payload limit) are sent as several requests through the same queue and joined back in
+        order; ``.response`` then sums their usage.  Options as for ``chat``, plus ``params``
+        (e.g. ``{"truncate": True}`` for TEI).
+        """
+        return self._inputs("embed", target, texts, options, {"normalize": normalize}, EmbeddingsJoin(normalize))
+
+    async def aembed(self, target: str, texts: str | Sequence[str], *, normalize: bool = True, **options: Any) -> Any:
+        return await self._ainputs("embed", target, texts, options, {"normalize": normalize}, EmbeddingsJoin(normalize))
+
+    def rerank(
+        self,
+        target: str,
+        query: str,
+        texts: Sequence[str],
+        *,
+        return_text: bool = False,
+        raw_scores: bool = False,
+        **options: Any,
+    ) -> Ranking:
+        """``texts`` by relevance to ``query``, best first: a ``Ranking`` of ``Ranked(index, score,
+        text)`` (``text`` only with ``return_text``; ``raw_scores`` skips the sigmoid)."""
+        payload = _rerank_payload(query, return_text, raw_scores)
+        return self._inputs("rerank", target, texts, options, payload, RankingJoin())
+
+    async def arerank(
+        self,
+        target: str,
+        query: str,
+        texts: Sequence[str],
+        *,
+        return_text: bool = False,
+        raw_scores: bool = False,
+        **options: Any,
+    ) -> Ranking:
+        payload = _rerank_payload(query, return_text, raw_scores)
+        return await self._ainputs("rerank", target, texts, options, payload, RankingJoin())
+
+    def embed_sparse(self, target: str, texts: str | Sequence[str], **options: Any) -> SparseEmbeddings:
+        """Sparse vectors (a SPLADE model's): one ``{index: value}`` dict of nonzero weights per text."""
+        return self._inputs("embed_sparse", target, texts, options, {}, SparseJoin())
+
+    async def aembed_sparse(self, target: str, texts: str | Sequence[str], **options: Any) -> SparseEmbeddings:
+        return await self._ainputs("embed_sparse", target, texts, options, {}, SparseJoin())
 
     # -- batches ---------------------------------------------------------------------------
     def map(
@@ -321,6 +394,55 @@ class Client:
             model = (adapter.default_embed_model if kind == "embed" else None) or configured or adapter.default_model
         return provider, model
 
+    def _inputs(
+        self, kind: str, target: str, texts: Any, options: dict[str, Any], payload: dict[str, Any], join: Join
+    ) -> Any:
+        """A call on a list of texts: one job, or (when the API limits batches) parts on the engine loop."""
+        texts = self._texts(kind, target, texts)
+        if not self._splits(kind, target, texts):
+            options = {**options, "_payload": payload}
+            job, sink = self._job(kind, target, texts, options, FutureSink(), finish=join.single)
+            return self._wait(job, sink)
+        future = self.engine.spawn(batching.gather(self, kind, target, texts, options, payload, join))
+        try:
+            while True:
+                try:
+                    pieces, response = future.result(timeout=_POLL_S)
+                    break
+                except concurrent.futures.TimeoutError:
+                    continue
+        except KeyboardInterrupt:
+            future.cancel()  # cancels every part still queued or running
+            raise
+        return join.whole(pieces, response)
+
+    async def _ainputs(
+        self, kind: str, target: str, texts: Any, options: dict[str, Any], payload: dict[str, Any], join: Join
+    ) -> Any:
+        texts = self._texts(kind, target, texts)
+        if not self._splits(kind, target, texts):
+            job, future = self._async_job(kind, target, texts, {**options, "_payload": payload}, finish=join.single)
+            return await self._await(job, future)
+        spawned = self.engine.spawn(batching.gather(self, kind, target, texts, options, payload, join))
+        pieces, response = await asyncio.wrap_future(spawned)  # cancelling this cancels the parts
+        return join.whole(pieces, response)
+
+    def _texts(self, kind: str, target: str, texts: Any) -> list[str]:
+        texts = [texts] if isinstance(texts, str) else list(texts or [])
+        if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
+            provider, _ = self.resolve(target, kind)
+            raise errors.BadRequestError(
+                f"{kind} needs a non-empty text or list of non-empty texts", provider=provider
+            )
+        return texts
+
+    def _splits(self, kind: str, target: str, texts: list[str]) -> bool:
+        """Whether the API limits how many texts one request carries (then ``batching`` decides)."""
+        if len(texts) < 2:
+            return False
+        provider, _ = self.resolve(target, kind)
+        return get_adapter(provider).batch_limits(None) is not None
+
     def _job(
         self,
         kind: str,
@@ -368,30 +490,30 @@ class Client:
         provider, model = self.resolve(target, kind)
         adapter = get_adapter(provider)
         if kind not in adapter.kinds:
+            able = [pid for pid, other in adapters().items() if kind in other.kinds]
             raise errors.BadRequestError(
                 f"{provider} has no {kind} API",
                 provider=provider,
-                hint="for embeddings use openai or gemini" if kind == "embed" else None,
+                hint=f"for {kind} use {' or '.join(able)}" if able else None,
             )
         self._check_key(provider)
         stream = bool(options.pop("stream", False))
         system = options.pop("system", None)
         headers = dict(options.pop("headers", None) or {}) or _NO_HEADERS
+        payload = options.pop("_payload", None)  # kind-specific input set by the client's own methods
         params = _params(options, provider)
-        if kind == "embed":
-            texts = [prompt] if isinstance(prompt, str) else list(prompt or [])
-            if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
-                raise errors.BadRequestError(
-                    "embed needs a non-empty text or list of non-empty texts", provider=provider
-                )
-            return Request(kind, provider, model, inputs=texts, params=params, headers=headers)
-        messages = _messages(prompt, options.pop("messages", None), provider)
-        if options:
+        if kind in _INPUT_KINDS:
+            texts = self._texts(kind, target, prompt)
+            _no_more(options, provider)
+            return Request(kind, provider, model, inputs=texts, params=params, headers=headers, payload=payload)
+        if kind == "generate" and (system is not None or not isinstance(prompt, str)):
             raise errors.BadRequestError(
-                f"unknown option {sorted(options)[0]!r}",
+                "generate takes one raw prompt string (no system prompt, no messages)",
                 provider=provider,
-                hint="pass provider-specific fields as params={...}",
+                hint="put any instructions into the prompt itself, or use chat",
             )
+        messages = _messages(prompt, options.pop("messages", None), provider)
+        _no_more(options, provider)
         return Request(kind, provider, model, messages, system, params=params, stream=stream, headers=headers)
 
     def _check_key(self, provider: str) -> None:
@@ -543,13 +665,25 @@ class AsyncStream:
             self._engine.cancel(self._job, errors.CancelledError("stream closed", provider=self._job.request.provider))
 
 
-def _embeddings(normalize: bool) -> Callable[[Reply, Response], Any]:
-    def finish(reply: Reply, response: Response) -> Any:
-        from .embeddings import Embeddings  # numpy loads only for embeddings
+def _stream_kind(kind: str) -> str:
+    if kind not in _TEXT_KINDS:
+        raise errors.BadRequestError(f"stream kind must be 'chat' or 'generate', not {kind!r}")
+    return kind
 
-        return Embeddings(reply.vectors or [], response, normalize=normalize)
 
-    return finish
+def _rerank_payload(query: Any, return_text: bool, raw_scores: bool) -> dict[str, Any]:
+    if not isinstance(query, str) or not query.strip():
+        raise errors.BadRequestError(f"rerank needs a non-empty query string, not {query!r:.80}")
+    return {"query": query, "return_text": bool(return_text), "raw_scores": bool(raw_scores)}
+
+
+def _no_more(options: dict[str, Any], provider: str) -> None:
+    if options:
+        raise errors.BadRequestError(
+            f"unknown option {sorted(options)[0]!r}",
+            provider=provider,
+            hint="pass provider-specific fields as params={...}",
+        )
 
 
 def _messages(prompt: Any, messages: Any, provider: str) -> list[dict[str, Any]]:

@@ -179,12 +179,15 @@ def write_config_file(data: Mapping[str, Any], path: Path | None = None) -> Path
 
 
 def with_simulator(settings: Settings, url: str) -> Settings:
-    """A copy of ``settings`` in which every provider that has no key talks to the simulator at
-    ``url``; providers with a key keep their real base URL (``%accel sim start``)."""
+    """A copy of ``settings`` in which every provider that cannot reach a real service talks
+    to the simulator at ``url`` (``%accel sim start``): one that needs a key and has none, or
+    a self-hosted server left at its default address.  A provider with a key, or a server
+    the user pointed somewhere, keeps its real base URL."""
     providers = {}
     for pid, adapter in adapters().items():
         current = settings.providers[pid]
-        if current.keys:
+        real = bool(current.keys) if adapter.needs_key else current.base_url != adapter.default_base_url.rstrip("/")
+        if real:
             providers[pid] = current
         else:
             providers[pid] = dataclasses.replace(

@@ -11,13 +11,14 @@ leave a job unanswered or the engine unusable.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import heapq
 import itertools
 import logging
 import random
 import time
 from functools import partial
-from typing import Any, Callable
+from typing import Any, Callable, Coroutine
 
 import aiohttp
 
@@ -49,6 +50,7 @@ log = logging.getLogger("accel_nb")
 _NEW, _QUEUED, _RUNNING, _DONE = range(4)
 _PRIORITY_NAMES = tuple(p.name.lower() for p in Priority)
 _SUCCESS, _FAILURE, _RATE_LIMITED, _REJECTED_KEY, _NEUTRAL = range(5)
+_TEXT_KINDS = frozenset({"chat", "generate"})  # kinds whose answer is text: cached, stored in the ledger
 
 
 def _request_id() -> str:
@@ -228,15 +230,20 @@ class Engine:
 
     def lane_info(self, provider: str) -> Any:
         """What the provider's discovery call said (``None`` when it has none), fetched once."""
+        return self._runner.run(self.discovered(provider), timeout=60)
 
-        async def first_lane_info() -> Any:
-            pool = self._pool(provider)
-            lane = next((lane for lane in pool.keys.lanes if not lane.retired), pool.keys.lanes[0])
-            if lane.info is UNKNOWN:
-                await self._discover(get_adapter(provider), lane)
-            return lane.info
+    async def discovered(self, provider: str) -> Any:
+        """``lane_info`` for code already on the engine loop."""
+        pool = self._pool(provider)
+        lane = next((lane for lane in pool.keys.lanes if not lane.retired), pool.keys.lanes[0])
+        if lane.info is UNKNOWN:
+            await self._discover(get_adapter(provider), lane)
+        return lane.info
 
-        return self._runner.run(first_lane_info(), timeout=60)
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> concurrent.futures.Future[Any]:
+        """Run ``coro`` on the engine loop (e.g. a call made of several jobs); cancelling the
+        returned future cancels it."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     def direct(self, provider: str, build: Callable[[Adapter, str, str | None], HttpCall | None],
                key: Secret | None = None) -> Any:
@@ -542,7 +549,10 @@ class Engine:
             self._observe(job, lane, resp)
         if resp.status >= 400:
             raise adapter.classify(resp.status, resp.headers, body)
-        return adapter.parse(job.request, decode_json(body, adapter.id, resp.status))
+        reply = adapter.parse(job.request, decode_json(body, adapter.id, resp.status))
+        if reply.usage is None:
+            reply.usage = adapter.header_usage(resp.headers)
+        return reply
 
     async def _stream(self, job: Job, lane: Lane, call: HttpCall) -> Reply:
         adapter = job.adapter
@@ -663,7 +673,7 @@ class Engine:
         req = job.request
         usage = reply.usage
         if usage is None:
-            usage = Usage(estimate_prompt_tokens(req.messages, req.system) if req.kind == "chat" else
+            usage = Usage(estimate_prompt_tokens(req.messages, req.system) if req.messages else
                           sum(count_tokens(t) for t in req.inputs), count_tokens(reply.text), estimated=True)
         now = self._clock()
         if job.lane is not None:
@@ -681,7 +691,7 @@ class Engine:
             finish_reason=reply.finish_reason,
             raw=reply.raw,
         )
-        if job.cache_key is not None and req.kind == "chat" and (cache := self._cache_store()):
+        if job.cache_key is not None and req.kind in _TEXT_KINDS and (cache := self._cache_store()):
             stored = {k: getattr(response, k) for k in ("text", "provider", "model", "cost_usd", "finish_reason", "raw")}
             stored["usage"] = {k: getattr(usage, k) for k in ("input_tokens", "output_tokens", "total_tokens", "estimated")}
             cache.put(job.cache_key, stored)
@@ -721,7 +731,7 @@ class Engine:
         store = self.settings.store_content
         prompt: Any = None
         if store:
-            prompt = req.inputs if req.kind == "embed" else {"system": req.system, "messages": req.messages}
+            prompt = {"system": req.system, "messages": req.messages} if req.messages else req.inputs
         now = self._clock()
         started = job.t_start or now
         return {
@@ -750,7 +760,7 @@ class Engine:
             "batch_id": job.batch[0] if job.batch else None,
             "batch_index": job.batch[1] if job.batch else None,
             "prompt": prompt,
-            "response": response.text if (response and store and req.kind == "chat") else None,
+            "response": response.text if (response and store and req.kind in _TEXT_KINDS) else None,
         }
 
     def _cancel(self, item: tuple[Job, errors.AccelError | None]) -> None:

@@ -262,7 +262,7 @@ def _sim_start(session: Session, args: argparse.Namespace) -> None:
         " from the local simulator, not the real APIs (every footer says “simulator”)."
     )
     if real:
-        message += f" {', '.join(real)} keep the real API (they have a key)."
+        message += f" Still real (a key, or a server you configured): {', '.join(real)}."
     _info("🧪 simulator started", message, hint="`%accel sim stop` restores the real APIs", tone="warning")
 
 

@@ -13,11 +13,13 @@ from .anthropic import Anthropic
 from .base import Adapter
 from .gemini import Gemini
 from .groq import Groq
+from .hf_tei import TEI
+from .hf_tgi import TGI
 from .openai import OpenAI
 
 __all__ = ["Adapter", "adapters", "get_adapter", "parse_target", "resolve_provider"]
 
-_ADAPTERS: dict[str, Adapter] = {a.id: a for a in (Anthropic(), OpenAI(), Groq(), Gemini())}
+_ADAPTERS: dict[str, Adapter] = {a.id: a for a in (Anthropic(), OpenAI(), Groq(), Gemini(), TGI(), TEI())}
 _ALIASES: dict[str, str] = {alias: a.id for a in _ADAPTERS.values() for alias in a.aliases}
 
 

@@ -20,6 +20,7 @@ from ..types import Request, Usage
 
 __all__ = [
     "Adapter",
+    "BatchLimits",
     "Delta",
     "HttpCall",
     "RateLimits",
@@ -51,6 +52,15 @@ class Reply:
     model: str | None = None
     raw: Any = None
     vectors: list[list[float]] | None = None
+    data: Any = None  # a kind's parsed result in neutral form: rerank (index, score, text) rows, sparse dicts…
+
+
+@dataclass(frozen=True, slots=True)
+class BatchLimits:
+    """How many inputs, and how many bytes of JSON, one request may carry (``None``: no limit)."""
+
+    items: int | None = None
+    bytes: int | None = None
 
 
 @dataclass(slots=True)
@@ -118,6 +128,12 @@ class Adapter:
         """What to keep from the ``discover`` reply; passed to ``build`` as ``info``."""
         return body
 
+    def batch_limits(self, info: Any) -> BatchLimits | None:
+        """Per-request limits on a list of inputs (embeddings, rerank texts), given what ``learn``
+        kept (``None`` before discovery).  ``None``: the API takes any list in one request.  The
+        client splits a longer list into several requests and joins the answers in order."""
+        return None
+
     def models_call(self, base_url: str, key: str | None) -> HttpCall | None:
         """The cheapest authenticated call: list the models (also verifies a key)."""
         return None
@@ -141,6 +157,11 @@ class Adapter:
         return classify_status(status, message, headers=headers)
 
     def rate_limits(self, headers: Mapping[str, str]) -> RateLimits | None:
+        return None
+
+    def header_usage(self, headers: Mapping[str, str]) -> Usage | None:
+        """Token counts a server reports in headers rather than the body (TGI's
+        ``x-prompt-tokens``); asked only when ``parse`` found no usage."""
         return None
 
     # -- helpers for subclasses -----------------------------------------------------

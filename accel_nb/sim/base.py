@@ -71,7 +71,8 @@ class BadRequest(Exception):
 
 @dataclass(slots=True)
 class Failure:
-    """An error reply: status, JSON body and any extra headers (``retry-after``…)."""
+    """An error reply: status, body (JSON; a string for plain text; ``None`` for none) and any
+    extra headers (``retry-after``…)."""
 
     status: int
     body: Any
@@ -119,12 +120,25 @@ class Route(NamedTuple):
     method: str
     path: str  # under the protocol's prefix
     endpoint: Callable[[Call, Any], Job]  # (call, JSON body or None) -> what to serve
+    meta: bool = False  # a server's description of itself (`/info`, `/health`): no rate limit, no faults
 
 
 class Call:
     """One request in flight: who sent it, its ids, and the headers every reply to it carries."""
 
-    __slots__ = ("created", "dropped", "headers", "key", "model", "request", "request_id", "sim", "started", "uid")
+    __slots__ = (
+        "created",
+        "dropped",
+        "headers",
+        "key",
+        "model",
+        "request",
+        "request_id",
+        "sim",
+        "started",
+        "streaming",
+        "uid",
+    )
 
     def __init__(self, request: web.Request, sim: SimState, protocol: Protocol) -> None:
         self.request = request
@@ -136,6 +150,7 @@ class Call:
         self.started = time.monotonic()
         self.model = ""
         self.dropped = False
+        self.streaming = False  # set by an endpoint that will answer with a stream
         header = protocol.request_id_header
         self.headers: dict[str, str] = {header: self.request_id} if header else {}
 
@@ -205,6 +220,7 @@ class Protocol:
     request_id_header: ClassVar[str | None] = "x-request-id"
     invalid_json_message: ClassVar[str] = "The request body is not valid JSON."
     token_frames_vary: ClassVar[bool] = False  # True when a token frame holds more than its text
+    errors_in_stream: ClassVar[bool] = False  # True: a streaming call gets its JSON error as a frame of a 200
 
     @property
     def id(self) -> str:
@@ -311,13 +327,15 @@ class Protocol:
 
     async def _serve(self, call: Call, route: Route) -> web.StreamResponse:
         sim, request = call.sim, call.request
-        problem = sim.check_key(call.key)
+        problem = sim.check_key(call.key, required=self.adapter.needs_key)
         if problem is not None:
             return self._fail(call, self.unauthorized(call, missing=problem == "missing"))
         try:
             job = route.endpoint(call, await self._body(request) if route.method == "POST" else None)
         except BadRequest as exc:
             return self._fail(call, self.error(call, exc.status, str(exc)))
+        if route.meta:
+            return web.Response(headers=call.headers) if job.body is None else await self._send(call, job.body, None)
         call.model = job.model
         window = sim.book.admit(self.id, call.key or "", job.input_tokens, job.output_tokens)
         call.headers.update(self.rate_headers(window))
@@ -373,8 +391,17 @@ class Protocol:
         return {**call.headers, **self.reply_headers(call), **(extra or {}), "Content-Type": content_type}
 
     def _fail(self, call: Call, failure: Failure) -> web.Response:
+        """The error reply: JSON; plain text when the body is a string; empty when it is ``None``;
+        one SSE frame under 200 for a streaming call to an API that reports errors that way."""
+        body = failure.body
+        if isinstance(body, dict) and call.streaming and self.errors_in_stream:
+            headers = self._headers(call, SSE.content_type, {"Cache-Control": "no-cache", **failure.headers})
+            return web.Response(body=SSE().frame((None, body)), headers=headers)
+        if body is None or isinstance(body, str):
+            headers = self._headers(call, "text/plain; charset=utf-8", failure.headers)
+            return web.Response(status=failure.status, body=(body or "").encode(), headers=headers)
         headers = self._headers(call, "application/json", failure.headers)
-        return web.Response(status=failure.status, body=json.dumps(failure.body).encode(), headers=headers)
+        return web.Response(status=failure.status, body=json.dumps(body).encode(), headers=headers)
 
     async def _send(self, call: Call, body: Any, fault: Fault | None) -> web.StreamResponse:
         data = json.dumps(body).encode()

@@ -27,6 +27,7 @@ FAULTS: dict[str, str] = {
     "404": "",
     "413": "",
     "422": "",
+    "424": "",  # Hugging Face TGI / TEI: generation or backend failed
     "500": "",
     "503": "",
     "529": "",

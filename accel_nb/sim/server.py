@@ -29,11 +29,13 @@ from .faults import FaultPlan
 from .gemini import Gemini
 from .groq import Groq
 from .openai import OpenAI
+from .tei import TEI
+from .tgi import TGI
 
 __all__ = ["PROTOCOLS", "Latency", "Pace", "RateBook", "SimServer", "SimState", "Stats", "Window", "build_app", "serve"]
 
 #: Every simulated API.  Adding one is a module with a ``Protocol`` subclass and an entry here.
-PROTOCOLS: tuple[type[Protocol], ...] = (Anthropic, OpenAI, Groq, Gemini)
+PROTOCOLS: tuple[type[Protocol], ...] = (Anthropic, OpenAI, Groq, Gemini, TGI, TEI)
 
 DEFAULT_RPM = 10_000
 DEFAULT_TPM = 10_000_000
@@ -210,10 +212,11 @@ class SimState:
         self._uid_prefix = secrets.token_hex(4)
         self._uids = itertools.count(1)
 
-    def check_key(self, key: str | None) -> str | None:
-        """``None`` when the key is accepted, else ``"missing"`` or ``"invalid"``."""
+    def check_key(self, key: str | None, required: bool = True) -> str | None:
+        """``None`` when the key is accepted, else ``"missing"`` or ``"invalid"``.  A server that
+        needs no key (``required=False``) takes any, or none, unless ``require_key`` is set."""
         if not key:
-            return "missing"
+            return "missing" if required or self.require_key is not None else None
         if self.require_key is not None and not hmac.compare_digest(key.encode(), self.require_key.encode()):
             return "invalid"
         return None

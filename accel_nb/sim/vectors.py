@@ -10,13 +10,14 @@ keeps every vector the same across processes and platforms.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Iterable
 from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["embed", "embed_many"]
+__all__ = ["embed", "embed_many", "sparse"]
 
 _WORD = re.compile(r"\w+")
 _NGRAMS = (3, 4)
@@ -42,6 +43,16 @@ def embed_many(texts: Iterable[str], dims: int = 768) -> np.ndarray:
     """A ``(len(texts), dims)`` float32 matrix, one unit row per text."""
     rows = [embed(text, dims) for text in texts]
     return np.stack(rows) if rows else np.zeros((0, dims), np.float32)
+
+
+def sparse(text: str, vocab: int = 30522) -> dict[int, float]:
+    """A SPLADE-like sparse vector: each word (and word piece) of ``text`` weighs
+    ``log(1 + count · weight)`` at its hashed index in a ``vocab``-sized space; all values > 0."""
+    weights: dict[int, float] = {}
+    for feature, weight in _features(text):
+        index = _digest(feature) % vocab
+        weights[index] = weights.get(index, 0.0) + weight
+    return {index: round(math.log1p(value), 6) for index, value in sorted(weights.items())}
 
 
 def _features(text: str) -> Iterable[tuple[str, float]]:
