@@ -469,9 +469,15 @@ class Engine:
             key = lane.key.reveal() if lane.key else None
             if lane.info is UNKNOWN:
                 await self._discover(job.adapter, lane)
-            call = job.adapter.build(req, lane.base_url, key, lane.info)
+            adapter = job.adapter
+            base_url = lane.base_url
+            if adapter.services:  # an API of several servers (OPEA): the one this request goes to
+                base_url = self.settings.providers[req.provider].services.get(adapter.service(req), base_url)
+            call = adapter.build(req, base_url, key, lane.info)
             if req.headers:
                 call.headers.update(req.headers)
+            if adapter.trace_header:
+                call.headers[adapter.trace_header] = job.id
             reply = await (self._stream(job, lane, call) if req.stream else self._call(job, lane, call))
             outcome = _SUCCESS
             return reply
@@ -526,6 +532,8 @@ class Engine:
             self._observe(job, lane, resp)
         if resp.status >= 400:
             raise adapter.classify(resp.status, resp.headers, body)
+        if call.empty_ok and not body:
+            return adapter.parse(job.request, None)
         return adapter.parse(job.request, decode_json(body, adapter.id, resp.status))
 
     async def _stream(self, job: Job, lane: Lane, call: HttpCall) -> Reply:
@@ -580,6 +588,8 @@ class Engine:
             parts.append(delta.text)
             job.delivered = True
             job.sink.chunk(delta.text)
+        elif delta.progress is not None:  # not part of the answer: a retry may start over
+            job.sink.progress(delta.progress)
         if delta.input_tokens is not None:
             last.input_tokens = delta.input_tokens
         if delta.output_tokens is not None:
@@ -646,7 +656,7 @@ class Engine:
         req = job.request
         usage = reply.usage
         if usage is None:
-            usage = Usage(estimate_prompt_tokens(req.messages, req.system) if req.kind == "chat" else
+            usage = Usage(estimate_prompt_tokens(req.messages, req.system) if req.kind != "embed" else
                           sum(count_tokens(t) for t in req.inputs), count_tokens(reply.text), estimated=True)
         now = self._clock()
         if job.lane is not None:
@@ -733,7 +743,7 @@ class Engine:
             "batch_id": job.batch[0] if job.batch else None,
             "batch_index": job.batch[1] if job.batch else None,
             "prompt": prompt,
-            "response": response.text if (response and store and req.kind == "chat") else None,
+            "response": response.text if (response and store and req.kind in ("chat", "generate")) else None,
         }
 
     def _cancel(self, item: tuple[Job, errors.AccelError | None]) -> None:
