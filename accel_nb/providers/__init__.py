@@ -13,11 +13,16 @@ from .anthropic import Anthropic
 from .base import Adapter
 from .gemini import Gemini
 from .groq import Groq
+from .llvm import Llvm
+from .ollama import Ollama
+from .opea import OPEA
 from .openai import OpenAI
+from .vllm import VLLM
 
 __all__ = ["Adapter", "adapters", "get_adapter", "parse_target", "resolve_provider"]
 
 _ADAPTERS: dict[str, Adapter] = {a.id: a for a in (Anthropic(), OpenAI(), Groq(), Gemini())}
+_ADAPTERS.update((a.id, a) for a in (Ollama(), Llvm(), VLLM(), OPEA()))
 _ALIASES: dict[str, str] = {alias: a.id for a in _ADAPTERS.values() for alias in a.aliases}
 
 
