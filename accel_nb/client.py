@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import json
 import queue
 import threading
@@ -30,6 +31,7 @@ from .types import Chunk, Priority, Request, Response, Usage
 __all__ = ["AsyncStream", "Client", "Stream", "default_client", "set_default_client"]
 
 _COMMON = ("max_tokens", "temperature", "top_p", "stop")
+_TEXT_KINDS = ("chat", "generate")  # kinds whose input is a prompt or messages
 
 # A blocked wait wakes this often: a SIGINT (kernel interrupt) that lands on another
 # thread is only seen when the main thread runs Python code again.
@@ -133,6 +135,65 @@ class Client:
     async def aembed(self, target: str, texts: str | Sequence[str], *, normalize: bool = True, **options: Any) -> Any:
         job, future = self._async_job("embed", target, texts, options, finish=_embeddings(normalize))
         return await self._await(job, future)
+
+    # -- generation and inference ------------------------------------------------------------
+    def generate(self, target: str, prompt: str, **options: Any) -> Response | Stream:
+        """Complete ``prompt`` as plain text, with no chat turns (Ollama ``/api/generate``, vLLM
+        ``/v1/completions``).  Options as for ``chat``; ``stream=True`` returns a ``Stream``."""
+        if options.pop("stream", False):
+            job, sink = self._job("generate", target, prompt, {**options, "stream": True}, QueueSink())
+            return Stream(self.engine, job, sink)
+        return self._call("generate", target, prompt, options)
+
+    async def agenerate(self, target: str, prompt: str, **options: Any) -> Response | AsyncStream:
+        """``generate`` for asyncio code (``stream=True``: an ``AsyncStream`` to ``async for`` over)."""
+        if options.pop("stream", False):
+            queue: asyncio.Queue[Any] = asyncio.Queue()
+            sink = LoopQueueSink(self._mailbox(asyncio.get_running_loop()), queue)
+            job, _ = self._job("generate", target, prompt, {**options, "stream": True}, sink)
+            return AsyncStream(self.engine, job, queue)
+        return await self._acall("generate", target, prompt, options)
+
+    def infer(self, target: str, input: Any, *, parameters: Mapping[str, Any] | None = None, **options: Any) -> Any:
+        """Run a served model on one input (LLVM ``/models/{id}/infer``): an ``Inference`` whose
+        ``.output`` is the server's answer and ``.response`` the call's metadata."""
+        return self._call("infer", target, input, {**options, "params": parameters}, _inference)
+
+    async def ainfer(self, target: str, input: Any, *, parameters: Mapping[str, Any] | None = None,
+                     **options: Any) -> Any:
+        return await self._acall("infer", target, input, {**options, "params": parameters}, _inference)
+
+    def infer_batch(self, target: str, inputs: Sequence[Any], *, parameters: Mapping[str, Any] | None = None,
+                    **options: Any) -> Any:
+        """Many inputs in one call (LLVM ``/batch_infer``): a list of outputs in input order,
+        with ``.response`` for the call's metadata."""
+        return self._call("infer_batch", target, _batch(inputs), {**options, "params": parameters}, _results)
+
+    async def ainfer_batch(self, target: str, inputs: Sequence[Any], *, parameters: Mapping[str, Any] | None = None,
+                           **options: Any) -> Any:
+        return await self._acall("infer_batch", target, _batch(inputs), {**options, "params": parameters}, _results)
+
+    # -- self-hosted servers' own calls ------------------------------------------------------
+    @functools.cached_property
+    def ollama(self) -> Any:
+        """Ollama's model management: ``list``, ``pull`` (progress bars), ``show``, ``delete``, ``ps``, ``version``."""
+        from .servers.ollama import OllamaServer
+
+        return OllamaServer(self)
+
+    @functools.cached_property
+    def llvm(self) -> Any:
+        """The LLVM model server's ``models``, ``model``, ``statistics``, ``optimize`` and ``status``."""
+        from .servers.llvm import LlvmServer
+
+        return LlvmServer(self)
+
+    @functools.cached_property
+    def opea(self) -> Any:
+        """OPEA's microservices beyond chat and embeddings: ``retrieve`` and ``rerank``."""
+        from .servers.opea import OpeaServices
+
+        return OpeaServices(self)
 
     # -- batches ---------------------------------------------------------------------------
     def map(
@@ -293,10 +354,13 @@ class Client:
 
     # -- plumbing --------------------------------------------------------------------------
     def resolve(self, target: str, kind: str = "chat") -> tuple[str, str]:
-        """``(provider, model)`` for a target or alias, with the provider's default model."""
+        """``(provider, model)`` for a target or alias, with the provider's default model
+        (none for ``admin`` calls: a server-wide call names no model)."""
         target = self.settings.aliases.get(target, target) if isinstance(target, str) else target
         provider, model = parse_target(target)
-        if model is None:
+        if model is None and kind == "admin":
+            model = ""
+        elif model is None:
             adapter = get_adapter(provider)
             configured = self.settings.providers[provider].default_model
             model = (adapter.default_embed_model if kind == "embed" else None) or configured or adapter.default_model
@@ -328,6 +392,21 @@ class Client:
         )
         self.engine.submit(job)
         return job, sink
+
+    def _call(
+        self, kind: str, target: str, prompt: Any, options: dict[str, Any],
+        finish: Callable[[Reply, Response], Any] | None = None,
+    ) -> Any:
+        """One blocking call of any kind: its result, or the ``Response`` when ``finish`` is ``None``."""
+        job, sink = self._job(kind, target, prompt, options, FutureSink(), finish=finish)
+        return self._wait(job, sink.future)
+
+    async def _acall(
+        self, kind: str, target: str, prompt: Any, options: dict[str, Any],
+        finish: Callable[[Reply, Response], Any] | None = None,
+    ) -> Any:
+        job, future = self._async_job(kind, target, prompt, options, finish=finish)
+        return await self._await(job, future)
 
     def _async_job(
         self,
@@ -365,13 +444,17 @@ class Client:
                     "embed needs a non-empty text or list of non-empty texts", provider=provider
                 )
             return Request(kind, provider, model, inputs=texts, params=params, headers=headers)
-        messages = _messages(prompt, options.pop("messages", None), provider)
+        messages = _messages(prompt, options.pop("messages", None), provider) if kind in _TEXT_KINDS else []
         if options:
             raise errors.BadRequestError(
                 f"unknown option {sorted(options)[0]!r}",
                 provider=provider,
                 hint="pass provider-specific fields as params={...}",
             )
+        if kind not in _TEXT_KINDS:  # infer, admin, …: the input is for the adapter to shape
+            if prompt is None:
+                raise errors.BadRequestError(f"a {kind} call needs an input", provider=provider)
+            return Request(kind, provider, model, params=params, stream=stream, headers=headers, payload=prompt)
         return Request(kind, provider, model, messages, system, params=params, stream=stream, headers=headers)
 
     def _check_key(self, provider: str) -> None:
@@ -519,6 +602,26 @@ class AsyncStream:
         if not self._finished:
             self._finished = True
             self._engine.cancel(self._job, errors.CancelledError("stream closed", provider=self._job.request.provider))
+
+
+def _inference(reply: Reply, response: Response) -> Any:
+    from .results import Inference
+
+    return Inference(reply.output, response)
+
+
+def _results(reply: Reply, response: Response) -> Any:
+    from .results import Results
+
+    return Results(reply.output, response)
+
+
+def _batch(inputs: Sequence[Any]) -> list[Any]:
+    if isinstance(inputs, (str, bytes)) or not isinstance(inputs, Sequence) or not inputs:
+        raise errors.BadRequestError(
+            f"infer_batch needs a non-empty list of inputs, not {inputs!r:.80}", hint="for one input use infer()"
+        )
+    return list(inputs)
 
 
 def _embeddings(normalize: bool) -> Callable[[Reply, Response], Any]:
