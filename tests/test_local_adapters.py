@@ -247,6 +247,8 @@ def test_vllm_completions_and_errors():
         ("b'x'.decode()", None),
         ("'not bytes'", None),
         ("b'unterminated", None),
+        ("b'a'b'", None),
+        ("b'café'", None),  # a bytes literal holds ASCII only
         ("[DONE]", None),
     ],
 )
