@@ -22,7 +22,7 @@ from .config import Settings, load_settings
 from .engine.core import Engine, Job
 from .engine.loop import Mailbox
 from .engine.sinks import FutureSink, LoopFutureSink, LoopQueueSink, QueueSink, StreamEnd
-from .providers import get_adapter, parse_target
+from .providers import adapters, get_adapter, parse_target
 from .providers.base import Reply
 from .secret import Secret
 from .stats import Stats
@@ -427,10 +427,11 @@ class Client:
         provider, model = self.resolve(target, kind)
         adapter = get_adapter(provider)
         if kind not in adapter.kinds:
+            able = [pid for pid, a in adapters().items() if kind in a.kinds]
             raise errors.BadRequestError(
                 f"{provider} has no {kind} API",
                 provider=provider,
-                hint="for embeddings use openai or gemini" if kind == "embed" else None,
+                hint=f"{kind} works with: {', '.join(able)}" if able else None,
             )
         self._check_key(provider)
         stream = bool(options.pop("stream", False))
@@ -454,6 +455,8 @@ class Client:
         if kind not in _TEXT_KINDS:  # infer, admin, …: the input is for the adapter to shape
             if prompt is None:
                 raise errors.BadRequestError(f"a {kind} call needs an input", provider=provider)
+            if stream and kind != "admin":  # (a management call may stream its progress: Ollama's pull)
+                raise errors.BadRequestError(f"{kind} calls do not stream", provider=provider)
             return Request(kind, provider, model, params=params, stream=stream, headers=headers, payload=prompt)
         return Request(kind, provider, model, messages, system, params=params, stream=stream, headers=headers)
 

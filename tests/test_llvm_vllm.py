@@ -123,8 +123,11 @@ def test_bad_input(client, sim):
         client.infer_batch("llvm:gpt2", [])
     with pytest.raises(errors.BadRequestError, match="needs an input"):
         client.infer("llvm:gpt2", None)
-    with pytest.raises(errors.BadRequestError, match="no chat API"):
+    with pytest.raises(errors.BadRequestError, match="no chat API") as caught:
         client.chat("llvm", "Hi")
+    assert "ollama" in caught.value.hint and "vllm" in caught.value.hint
+    with pytest.raises(errors.BadRequestError, match="infer calls do not stream"):
+        client.infer("llvm:gpt2", "Hi", stream=True)
     assert sent(sim, "llvm") == 0
     with pytest.raises(errors.BadRequestError, match="numeric array"):
         client.infer("llvm:resnet50", "not an image")
