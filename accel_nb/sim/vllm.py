@@ -52,6 +52,8 @@ class VLLM(OpenAI):
 
     # -- errors -------------------------------------------------------------------------
     def error(self, call: Call, status: int, message: str | None = None) -> Failure:
+        if status == 401:
+            return self.unauthorized(call, missing=False)
         type_, default = self.error_types.get(
             status, ("InternalServerError" if status >= 500 else "BadRequestError", f"HTTP {status}")
         )
