@@ -15,7 +15,7 @@ import json
 import queue
 import threading
 import weakref
-from typing import Any, AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 
 from . import errors
 from .config import Settings, load_settings
@@ -27,6 +27,12 @@ from .providers.base import Reply
 from .secret import Secret
 from .stats import Stats
 from .types import Chunk, Priority, Request, Response, Usage
+
+if TYPE_CHECKING:
+    from .results import Inference, Results
+    from .servers.llvm import LlvmServer
+    from .servers.ollama import OllamaServer
+    from .servers.opea import OpeaServices
 
 __all__ = ["AsyncStream", "Client", "Stream", "default_client", "set_default_client"]
 
@@ -154,42 +160,44 @@ class Client:
             return AsyncStream(self.engine, job, queue)
         return await self._acall("generate", target, prompt, options)
 
-    def infer(self, target: str, input: Any, *, parameters: Mapping[str, Any] | None = None, **options: Any) -> Any:
+    def infer(self, target: str, input: Any, *, parameters: Mapping[str, Any] | None = None,
+              **options: Any) -> Inference:
         """Run a served model on one input (LLVM ``/models/{id}/infer``): an ``Inference`` whose
-        ``.output`` is the server's answer and ``.response`` the call's metadata."""
-        return self._call("infer", target, input, {**options, "params": parameters}, _inference)
+        ``.output`` is the server's answer and ``.response`` the call's metadata.  ``input`` is
+        any JSON value (numpy arrays become lists)."""
+        return self._call("infer", target, _json_input(input), {**options, "params": parameters}, _inference)
 
     async def ainfer(self, target: str, input: Any, *, parameters: Mapping[str, Any] | None = None,
-                     **options: Any) -> Any:
-        return await self._acall("infer", target, input, {**options, "params": parameters}, _inference)
+                     **options: Any) -> Inference:
+        return await self._acall("infer", target, _json_input(input), {**options, "params": parameters}, _inference)
 
-    def infer_batch(self, target: str, inputs: Sequence[Any], *, parameters: Mapping[str, Any] | None = None,
-                    **options: Any) -> Any:
+    def infer_batch(self, target: str, inputs: Iterable[Any], *, parameters: Mapping[str, Any] | None = None,
+                    **options: Any) -> Results:
         """Many inputs in one call (LLVM ``/batch_infer``): a list of outputs in input order,
         with ``.response`` for the call's metadata."""
         return self._call("infer_batch", target, _batch(inputs), {**options, "params": parameters}, _results)
 
-    async def ainfer_batch(self, target: str, inputs: Sequence[Any], *, parameters: Mapping[str, Any] | None = None,
-                           **options: Any) -> Any:
+    async def ainfer_batch(self, target: str, inputs: Iterable[Any], *, parameters: Mapping[str, Any] | None = None,
+                           **options: Any) -> Results:
         return await self._acall("infer_batch", target, _batch(inputs), {**options, "params": parameters}, _results)
 
     # -- self-hosted servers' own calls ------------------------------------------------------
     @functools.cached_property
-    def ollama(self) -> Any:
+    def ollama(self) -> OllamaServer:
         """Ollama's model management: ``list``, ``pull`` (progress bars), ``show``, ``delete``, ``ps``, ``version``."""
         from .servers.ollama import OllamaServer
 
         return OllamaServer(self)
 
     @functools.cached_property
-    def llvm(self) -> Any:
+    def llvm(self) -> LlvmServer:
         """The LLVM model server's ``models``, ``model``, ``statistics``, ``optimize`` and ``status``."""
         from .servers.llvm import LlvmServer
 
         return LlvmServer(self)
 
     @functools.cached_property
-    def opea(self) -> Any:
+    def opea(self) -> OpeaServices:
         """OPEA's microservices beyond chat and embeddings: ``retrieve`` and ``rerank``."""
         from .servers.opea import OpeaServices
 
@@ -619,12 +627,26 @@ def _results(reply: Reply, response: Response) -> Any:
     return Results(reply.output, response)
 
 
-def _batch(inputs: Sequence[Any]) -> list[Any]:
-    if isinstance(inputs, (str, bytes)) or not isinstance(inputs, Sequence) or not inputs:
+def _json_input(value: Any) -> Any:
+    """An inference input as JSON: numpy arrays (anything with ``tolist``) become lists."""
+    value = value.tolist() if hasattr(value, "tolist") else value
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise errors.BadRequestError(
+            f"the input must be JSON (numbers, strings, lists, dicts) or a numpy array: {exc}"
+        ) from None
+    return value
+
+
+def _batch(inputs: Iterable[Any]) -> list[Any]:
+    one_value = isinstance(inputs, (str, bytes, Mapping)) or not isinstance(inputs, Iterable)
+    items = [] if one_value else list(inputs)
+    if not items:
         raise errors.BadRequestError(
             f"infer_batch needs a non-empty list of inputs, not {inputs!r:.80}", hint="for one input use infer()"
         )
-    return list(inputs)
+    return [_json_input(item) for item in items]
 
 
 def _embeddings(normalize: bool) -> Callable[[Reply, Response], Any]:

@@ -50,6 +50,8 @@ def test_resnet50_scores_its_input_array(client):
     output = client.infer("llvm:resnet50", image, parameters={"precision": "fp16"}).output
     expected = resnet_scores(image)
     assert output["scores"] == pytest.approx(expected.tolist()) and output["class_id"] == int(expected.argmax())
+    assert client.infer("llvm:resnet50", np.asarray(image)).output == output  # numpy arrays go as lists
+    assert client.infer_batch("llvm:resnet50", np.asarray([image, image]))[1] == output
     assert output["label"] in (
         "tench",
         "goldfish",
@@ -126,6 +128,8 @@ def test_bad_input(client, sim):
     with pytest.raises(errors.BadRequestError, match="no chat API") as caught:
         client.chat("llvm", "Hi")
     assert "ollama" in caught.value.hint and "vllm" in caught.value.hint
+    with pytest.raises(errors.BadRequestError, match="must be JSON"):
+        client.infer("llvm:gpt2", {"when": object()})
     with pytest.raises(errors.BadRequestError, match="infer calls do not stream"):
         client.infer("llvm:gpt2", "Hi", stream=True)
     assert sent(sim, "llvm") == 0
