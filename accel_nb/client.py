@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import json
 import queue
 import threading
 import weakref
-from typing import Any, AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 
 from . import batching, errors, registry
 from .config import Settings, load_settings
@@ -28,6 +29,12 @@ from .secret import Secret
 from .stats import Stats
 from .types import _NO_HEADERS, Chunk, Priority, Request, Response, Usage
 
+if TYPE_CHECKING:
+    from .results import Inference, Results
+    from .servers.llvm import LlvmServer
+    from .servers.ollama import OllamaServer
+    from .servers.opea import OpeaServices
+
 __all__ = [
     "AsyncStream",
     "Client",
@@ -37,7 +44,7 @@ __all__ = [
 ]
 
 _COMMON = ("max_tokens", "temperature", "top_p", "stop")
-_TEXT_KINDS = ("chat", "generate")  # what `stream` can stream
+_TEXT_KINDS = ("chat", "generate")  # kinds whose input is a prompt or messages: what `stream` can stream
 _INPUT_KINDS = frozenset({"embed", "rerank", "embed_sparse"})  # a list of texts in, one result per text out
 
 # A blocked wait wakes this often: a SIGINT (kernel interrupt) that lands on another
@@ -161,17 +168,61 @@ class Client:
 
     # -- raw prompts ---------------------------------------------------------------------
     def generate(self, target: str, prompt: str, **options: Any) -> Response:
-        """Complete a raw prompt as it is, with no chat template (TGI's ``/generate``).
+        """Complete a raw prompt as it is, with no chat template (TGI ``/generate``, Ollama
+        ``/api/generate``, vLLM ``/v1/completions``).
 
         Takes ``chat``'s options except ``system``; stream it with
         ``client.stream(target, prompt, kind="generate")``.
         """
-        job, sink = self._job("generate", target, prompt, options, FutureSink())
-        return self._wait(job, sink)
+        return self._call("generate", target, prompt, options)
 
     async def agenerate(self, target: str, prompt: str, **options: Any) -> Response:
-        job, future = self._async_job("generate", target, prompt, options)
-        return await self._await(job, future)
+        return await self._acall("generate", target, prompt, options)
+
+    # -- model servers ---------------------------------------------------------------------
+    def infer(self, target: str, input: Any, *, parameters: Mapping[str, Any] | None = None,
+              **options: Any) -> Inference:
+        """Run a served model on one input (LLVM ``/models/{id}/infer``): an ``Inference`` whose
+        ``.output`` is the server's answer and ``.response`` the call's metadata.  ``input`` is
+        any JSON value (numpy arrays become lists)."""
+        return self._call("infer", target, _json_input(input), {**options, "params": parameters}, _inference)
+
+    async def ainfer(self, target: str, input: Any, *, parameters: Mapping[str, Any] | None = None,
+                     **options: Any) -> Inference:
+        return await self._acall("infer", target, _json_input(input), {**options, "params": parameters}, _inference)
+
+    def infer_batch(self, target: str, inputs: Iterable[Any], *, parameters: Mapping[str, Any] | None = None,
+                    **options: Any) -> Results:
+        """Many inputs in one call (LLVM ``/batch_infer``): a list of outputs in input order,
+        with ``.response`` for the call's metadata."""
+        return self._call("infer_batch", target, _batch(inputs), {**options, "params": parameters}, _results)
+
+    async def ainfer_batch(self, target: str, inputs: Iterable[Any], *, parameters: Mapping[str, Any] | None = None,
+                           **options: Any) -> Results:
+        return await self._acall("infer_batch", target, _batch(inputs), {**options, "params": parameters}, _results)
+
+    # -- self-hosted servers' own calls ------------------------------------------------------
+    @functools.cached_property
+    def ollama(self) -> OllamaServer:
+        """Ollama's model management: ``list``, ``pull`` (progress bars), ``show``, ``delete``, ``ps``, ``version``."""
+        from .servers.ollama import OllamaServer
+
+        return OllamaServer(self)
+
+    @functools.cached_property
+    def llvm(self) -> LlvmServer:
+        """The LLVM model server's ``models``, ``model``, ``statistics``, ``optimize`` and ``status``."""
+        from .servers.llvm import LlvmServer
+
+        return LlvmServer(self)
+
+    @functools.cached_property
+    def opea(self) -> OpeaServices:
+        """OPEA's microservices beyond chat and embeddings: ``retrieve`` and ``rerank``."""
+        from .servers.opea import OpeaServices
+
+        return OpeaServices(self)
+
 
     # -- embeddings, reranking, sparse vectors ----------------------------------------------
     def embed(self, target: str, texts: str | Sequence[str], *, normalize: bool = True, **options: Any) -> Any:
@@ -385,14 +436,32 @@ class Client:
 
     # -- plumbing --------------------------------------------------------------------------
     def resolve(self, target: str, kind: str = "chat") -> tuple[str, str]:
-        """``(provider, model)`` for a target or alias, with the provider's default model."""
+        """``(provider, model)`` for a target or alias, with the provider's default model
+        (none for ``admin`` calls: a server-wide call names no model)."""
         target = self.settings.aliases.get(target, target) if isinstance(target, str) else target
         provider, model = parse_target(target)
-        if model is None:
+        if model is None and kind == "admin":
+            model = ""
+        elif model is None:
             adapter = get_adapter(provider)
             configured = self.settings.providers[provider].default_model
             model = (adapter.default_embed_model if kind == "embed" else None) or configured or adapter.default_model
         return provider, model
+
+    def _call(
+        self, kind: str, target: str, prompt: Any, options: dict[str, Any],
+        finish: Callable[[Reply, Response], Any] | None = None,
+    ) -> Any:
+        """One blocking call of any kind: its result, or the ``Response`` when ``finish`` is ``None``."""
+        job, sink = self._job(kind, target, prompt, options, FutureSink(), finish=finish)
+        return self._wait(job, sink)
+
+    async def _acall(
+        self, kind: str, target: str, prompt: Any, options: dict[str, Any],
+        finish: Callable[[Reply, Response], Any] | None = None,
+    ) -> Any:
+        job, future = self._async_job(kind, target, prompt, options, finish=finish)
+        return await self._await(job, future)
 
     def _inputs(
         self, kind: str, target: str, texts: Any, options: dict[str, Any], payload: dict[str, Any], join: Join
@@ -512,6 +581,13 @@ class Client:
                 provider=provider,
                 hint="put any instructions into the prompt itself, or use chat",
             )
+        if kind not in _TEXT_KINDS:  # infer, admin, …: the input is for the adapter to shape
+            _no_more(options, provider)
+            if prompt is None:
+                raise errors.BadRequestError(f"a {kind} call needs an input", provider=provider)
+            if stream and kind != "admin":  # (a management call may stream its progress: Ollama's pull)
+                raise errors.BadRequestError(f"{kind} calls do not stream", provider=provider)
+            return Request(kind, provider, model, params=params, stream=stream, headers=headers, payload=prompt)
         messages = _messages(prompt, options.pop("messages", None), provider)
         _no_more(options, provider)
         return Request(kind, provider, model, messages, system, params=params, stream=stream, headers=headers)
@@ -802,3 +878,37 @@ def set_default_client(client: Client | None) -> None:
         old, registry.default = registry.default, client
     if old is not None and old is not client:
         old.close()
+
+
+def _inference(reply: Reply, response: Response) -> Any:
+    from .results import Inference
+
+    return Inference(reply.data, response)
+
+
+def _results(reply: Reply, response: Response) -> Any:
+    from .results import Results
+
+    return Results(reply.data, response)
+
+
+def _json_input(value: Any) -> Any:
+    """An inference input as JSON: numpy arrays (anything with ``tolist``) become lists."""
+    value = value.tolist() if hasattr(value, "tolist") else value
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise errors.BadRequestError(
+            f"the input must be JSON (numbers, strings, lists, dicts) or a numpy array: {exc}"
+        ) from None
+    return value
+
+
+def _batch(inputs: Iterable[Any]) -> list[Any]:
+    one_value = isinstance(inputs, (str, bytes, Mapping)) or not isinstance(inputs, Iterable)
+    items = [] if one_value else list(inputs)
+    if not items:
+        raise errors.BadRequestError(
+            f"infer_batch needs a non-empty list of inputs, not {inputs!r:.80}", hint="for one input use infer()"
+        )
+    return [_json_input(item) for item in items]

@@ -16,6 +16,7 @@ import copy
 import dataclasses
 import os
 import sys
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -77,6 +78,7 @@ class ProviderSettings:
     key_strategy: str = "round_robin"
     default_model: str | None = None
     models: list[str] = field(default_factory=list)
+    services: dict[str, str] = field(default_factory=dict)  # an API's further servers (OPEA's microservices)
 
     def __repr__(self) -> str:  # keys print as sources only
         keys = ", ".join(k.label for k in self.keys) or "none"
@@ -222,11 +224,15 @@ def load_settings(
         _check_keys(section, _PROVIDER_FIELDS, f"providers.{pid}")
         found = _discover_keys(adapter, runtime_keys.get(pid), environ, dotenv, section.pop("keys", None))
         base_url = section.pop("base_url", None) or _first_env(environ, adapter.base_url_env) or adapter.default_base_url
+        base_url = adapter.normalize_url(base_url)
+        services = _service_urls(adapter, section.pop("services", None) or {}, environ, base_url)
         if sim_url:
             base_url = sim_url.rstrip("/") + adapter.sim_path
+            services = {name: f"{base_url}/{name}" for name in services}
             found = found or [Secret(SIM_KEY, "simulator")]
         providers[pid] = ProviderSettings(
             base_url=base_url.rstrip("/"),
+            services=services,
             keys=found,
             concurrency=int(section.pop("concurrency", adapter.default_concurrency)),
             models=list(section.pop("models", adapter.models)),
@@ -305,6 +311,25 @@ def _dedupe(secrets) -> list[Secret]:
     for secret in secrets:
         seen.setdefault(secret, None)
     return list(seen)
+
+
+def _service_urls(
+    adapter: Adapter, configured: Mapping[str, str], environ: Mapping[str, str], base_url: str
+) -> dict[str, str]:
+    """Each of the adapter's further servers: config > its env var > the base URL's host on its port."""
+    unknown = sorted(set(configured) - set(adapter.services))
+    if unknown:
+        raise BadRequestError(
+            f"unknown service providers.{adapter.id}.services.{unknown[0]}; "
+            f"{adapter.id} has: {', '.join(adapter.services) or 'none'}"
+        )
+    parts = urllib.parse.urlsplit(base_url)
+    host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+    urls = {}
+    for name, (env, port) in adapter.services.items():
+        url = configured.get(name) or environ.get(env, "").strip()
+        urls[name] = (url or f"{parts.scheme}://{host}:{port}").rstrip("/")
+    return urls
 
 
 def _first_env(environ: Mapping[str, str], names: tuple[str, ...]) -> str | None:

@@ -1,21 +1,32 @@
-"""What ``embed``, ``rerank`` and ``embed_sparse`` return, and how each is joined from parts.
+"""What the calls whose answer is not text return, and how split calls are joined.
 
-A call whose inputs are split over several requests (see ``batching``) gets one
-answer per part; a *join* turns each part's reply into its piece as it arrives
-(``part``, on the engine thread) and the pieces, in input order, into the result
-(``whole``).  A call sent as one request uses the same join (``single``).  numpy is
-imported only when embeddings are built.
+Every result keeps the ``Response`` of the call that made it (request id, latency,
+attempts, usage, the server's raw reply), as ``Embeddings`` does.  A call whose inputs
+are split over several requests (see ``batching``) gets one answer per part; a *join*
+turns each part's reply into its piece as it arrives (``part``, on the engine thread)
+and the pieces, in input order, into the result (``whole``).  A call sent as one
+request uses the same join (``single``).  numpy is imported only when asked for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 from .providers.base import Reply
 from .types import Response
 
-__all__ = ["EmbeddingsJoin", "Join", "Ranked", "Ranking", "RankingJoin", "SparseEmbeddings", "SparseJoin"]
+__all__ = [
+    "EmbeddingsJoin",
+    "Inference",
+    "Join",
+    "Ranked",
+    "Ranking",
+    "RankingJoin",
+    "Results",
+    "SparseEmbeddings",
+    "SparseJoin",
+]
 
 Pieces = Sequence[tuple[int, Any]]  # (index of the part's first input, its piece), in input order
 
@@ -90,3 +101,40 @@ class RankingJoin(Join):
 class SparseJoin(Join):
     def whole(self, pieces: Pieces, response: Response) -> SparseEmbeddings:
         return SparseEmbeddings([row for _, piece in pieces for row in piece], response)
+
+
+class Inference:
+    """One input's output, exactly as the server sent it (a vector, class scores, text…).
+
+    ``numpy.asarray(result)`` turns a numeric output into an array; ``.metrics`` is what
+    the server said about the run (its ``metrics`` field), ``.response`` the call itself.
+    """
+
+    __slots__ = ("output", "response")
+
+    def __init__(self, output: Any, response: Response) -> None:
+        self.output = output
+        self.response = response
+
+    @property
+    def metrics(self) -> dict[str, Any] | None:
+        raw = self.response.raw
+        return raw.get("metrics") if isinstance(raw, dict) else None
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
+        import numpy as np  # only when asked for an array
+
+        return np.asarray(self.output, dtype=dtype)
+
+    def __repr__(self) -> str:
+        text = repr(self.output)
+        text = text if len(text) <= 80 else text[:77] + "..."
+        return f"Inference({text}, target={self.response.target!r}, latency_s={self.response.latency_s:.3f})"
+
+
+class Results(list):
+    """A plain list of outputs in input order, plus ``.response`` for the call that made them."""
+
+    def __init__(self, items: Iterable[Any], response: Response | None = None) -> None:
+        super().__init__(items)
+        self.response = response

@@ -64,6 +64,14 @@ class Response:
     def target(self) -> str:
         return f"{self.provider}:{self.model}"
 
+    @property
+    def timings(self) -> dict[str, float] | None:
+        """Durations the server reported, in seconds (Ollama: ``total_s``, ``load_s``,
+        ``prompt_eval_s``, ``eval_s``, ``tokens_per_s``); ``None`` when it reports none."""
+        from .providers import get_adapter  # read from ``raw`` on demand: nothing on the hot path
+
+        return get_adapter(self.provider).timings(self.raw)
+
     def __str__(self) -> str:
         return self.text
 
@@ -91,7 +99,7 @@ class Request:
     provider-specific extras the caller passed through.
     """
 
-    kind: str  # "chat" | "embed" (later kinds: "generate", "infer", "rerank", …)
+    kind: str  # "chat" | "embed" | "generate" | "infer" | "admin" | … (each adapter lists its ``kinds``)
     provider: str
     model: str
     messages: list[dict[str, Any]] = field(default_factory=list)

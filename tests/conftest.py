@@ -10,7 +10,7 @@ import pytest
 
 from accel_nb.sim import SimServer, serve
 
-_ISOLATED = ("*_API_KEY*", "*_BASE_URL", "ACCEL_NB_*", "GOOGLE_*", "HF_TOKEN*")
+_ISOLATED = ("*_API_KEY*", "*_URL", "OLLAMA_HOST", "ACCEL_NB_*", "GOOGLE_*", "HF_TOKEN*")
 
 
 @pytest.fixture(autouse=True)

@@ -26,6 +26,10 @@ def test_index_maps_each_provider_to_its_sdk_base_url(sim) -> None:
         "gemini": sim.url + "/gemini",
         "tgi": sim.url + "/tgi",
         "tei": sim.url + "/tei",
+        "ollama": sim.url + "/ollama",
+        "llvm": sim.url + "/llvm",
+        "vllm": sim.url + "/vllm/v1",
+        "opea": sim.url + "/opea",
     }
     assert {p: sim.url + a.sim_path for p, a in adapters().items()} == sim.base_urls  # where our client goes
     assert sim.env() == {"ACCEL_NB_SIM_URL": sim.url}

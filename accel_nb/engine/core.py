@@ -492,9 +492,15 @@ class Engine:
             key = lane.key.reveal() if lane.key else None
             if lane.info is UNKNOWN:
                 await self._discover(job.adapter, lane)
-            call = job.adapter.build(req, lane.base_url, key, lane.info)
+            adapter = job.adapter
+            base_url = lane.base_url
+            if adapter.services:  # an API of several servers (OPEA): the one this request goes to
+                base_url = self.settings.providers[req.provider].services.get(adapter.service(req), base_url)
+            call = adapter.build(req, base_url, key, lane.info)
             if req.headers:
                 call.headers.update(req.headers)
+            if adapter.trace_header:
+                call.headers[adapter.trace_header] = job.id
             reply = await (self._stream(job, lane, call) if req.stream else self._call(job, lane, call))
             outcome = _SUCCESS
             return reply
@@ -549,7 +555,8 @@ class Engine:
             self._observe(job, lane, resp)
         if resp.status >= 400:
             raise adapter.classify(resp.status, resp.headers, body)
-        reply = adapter.parse(job.request, decode_json(body, adapter.id, resp.status))
+        data = None if call.empty_ok and not body else decode_json(body, adapter.id, resp.status)
+        reply = adapter.parse(job.request, data)
         if reply.usage is None:
             reply.usage = adapter.header_usage(resp.headers)
         return reply
@@ -607,6 +614,8 @@ class Engine:
             parts.append(delta.text)
             job.delivered = True
             job.sink.chunk(delta.text)
+        elif delta.progress is not None:  # not part of the answer: a retry may start over
+            job.sink.progress(delta.progress)
         if delta.input_tokens is not None:
             last.input_tokens = delta.input_tokens
         if delta.output_tokens is not None:

@@ -14,12 +14,25 @@ from typing import Any
 
 from .loop import Mailbox
 
-__all__ = ["BatchSink", "Channel", "FutureSink", "LoopFutureSink", "LoopQueueSink", "QueueSink", "Sink", "StreamEnd"]
+__all__ = [
+    "BatchSink",
+    "Channel",
+    "FutureSink",
+    "LoopFutureSink",
+    "LoopQueueSink",
+    "Progress",
+    "QueueSink",
+    "Sink",
+    "StreamEnd",
+]
 
 
 class Sink:
     def chunk(self, text: str) -> None:
         """Part of a streamed answer (ignored by non-streaming sinks)."""
+
+    def progress(self, value: Any) -> None:
+        """A progress report of a long call (Ollama's pull), not part of any answer."""
 
     def done(self, result: Any) -> None:
         raise NotImplementedError
@@ -118,8 +131,17 @@ class StreamEnd:
         self.value = value
 
 
+class Progress:
+    """A progress report in a stream queue, between the text pieces."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
 class QueueSink(Sink):
-    """A blocking stream consumer reads text pieces, then one ``StreamEnd``."""
+    """A blocking stream consumer reads text pieces (and ``Progress``), then one ``StreamEnd``."""
 
     __slots__ = ("queue",)
 
@@ -128,6 +150,9 @@ class QueueSink(Sink):
 
     def chunk(self, text: str) -> None:
         self.queue.put(text)
+
+    def progress(self, value: Any) -> None:
+        self.queue.put(Progress(value))
 
     def done(self, result: Any) -> None:
         self.queue.put(StreamEnd(True, result))
@@ -177,6 +202,9 @@ class LoopQueueSink(Sink):
 
     def chunk(self, text: str) -> None:
         self._mailbox.post(self.channel.push, text)
+
+    def progress(self, value: Any) -> None:
+        self._mailbox.post(self.channel.push, Progress(value))
 
     def done(self, result: Any) -> None:
         self._mailbox.post(self.channel.push, StreamEnd(True, result))

@@ -15,11 +15,17 @@ from .gemini import Gemini
 from .groq import Groq
 from .hf_tei import TEI
 from .hf_tgi import TGI
+from .llvm import Llvm
+from .ollama import Ollama
+from .opea import OPEA
 from .openai import OpenAI
+from .vllm import VLLM
 
 __all__ = ["Adapter", "adapters", "get_adapter", "parse_target", "resolve_provider"]
 
-_ADAPTERS: dict[str, Adapter] = {a.id: a for a in (Anthropic(), OpenAI(), Groq(), Gemini(), TGI(), TEI())}
+_ADAPTERS: dict[str, Adapter] = {
+    a.id: a for a in (Anthropic(), OpenAI(), Groq(), Gemini(), TGI(), TEI(), Ollama(), Llvm(), VLLM(), OPEA())
+}
 _ALIASES: dict[str, str] = {alias: a.id for a in _ADAPTERS.values() for alias in a.aliases}
 
 

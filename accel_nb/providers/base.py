@@ -40,6 +40,7 @@ class HttpCall:
     url: str
     headers: dict[str, str]
     json: Any = None
+    empty_ok: bool = False  # the reply may have no body (Ollama's DELETE): ``parse`` then gets ``None``
 
 
 @dataclass(slots=True)
@@ -52,7 +53,7 @@ class Reply:
     model: str | None = None
     raw: Any = None
     vectors: list[list[float]] | None = None
-    data: Any = None  # a kind's parsed result in neutral form: rerank (index, score, text) rows, sparse dicts…
+    data: Any = None  # a result that is neither text nor vectors: rerank rows, sparse dicts, an inference output…
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +74,7 @@ class Delta:
     finish_reason: str | None = None
     error: errors.AccelError | None = None
     raw: Any = None
+    progress: Any = None  # a frame that reports progress, not text (Ollama's pull): goes to the sink
 
 
 @dataclass(slots=True)
@@ -105,12 +107,26 @@ class Adapter:
     stream_format: ClassVar[str] = "sse"
     default_concurrency: ClassVar[int] = 16
     request_id_header: ClassVar[str] = "x-request-id"
+    #: A request header that carries our request id on every call, so server logs and the ledger
+    #: name the same request (LLVM's ``X-Request-ID``); ``None``: not sent.
+    trace_header: ClassVar[str | None] = None
+    #: Further servers of one API, by name -> (env var, default port on the base URL's host):
+    #: OPEA's microservices.  ``service`` says which one a request goes to.
+    services: ClassVar[dict[str, tuple[str, int]]] = {}
 
     # -- requests -----------------------------------------------------------------
     def build(self, req: Request, base_url: str, key: str | None, info: Any = None) -> HttpCall:
         """The HTTP call for ``req``.  ``info`` is what ``learn`` made of the ``discover``
         reply (e.g. a server's limits), so a request can be refused before it is sent."""
         raise NotImplementedError
+
+    def service(self, req: Request) -> str | None:
+        """The name (in ``services``) of the server that takes ``req``; ``None``: the base URL."""
+        return None
+
+    def normalize_url(self, url: str) -> str:
+        """A base URL as users write it (``OLLAMA_HOST=host:port``) made absolute."""
+        return url
 
     def headers(self, key: str | None) -> dict[str, str]:
         """Content type and authentication, shared by every call the adapter builds."""
@@ -164,6 +180,10 @@ class Adapter:
         ``x-prompt-tokens``); asked only when ``parse`` found no usage."""
         return None
 
+    def timings(self, raw: Any) -> dict[str, float] | None:
+        """Server-reported durations in seconds, read from a reply's last JSON (``Response.timings``)."""
+        return None
+
     # -- helpers for subclasses -----------------------------------------------------
     def check_kind(self, req: Request) -> None:
         if req.kind not in self.kinds:
@@ -184,6 +204,8 @@ _CONTEXT_PATTERNS = re.compile(
     r"exceeds the maximum number of tokens|input is too long|max_input_tokens",
     re.IGNORECASE,
 )
+
+_SPENT_PATTERNS = re.compile(r"usage limit|quota.{0,20}(spent|exhausted|reached)", re.IGNORECASE)
 
 _STATUS_CLASSES: dict[int, type[errors.AccelError]] = {
     400: errors.BadRequestError,
@@ -230,6 +252,8 @@ def classify_status(
             cls = errors.ServerError if status >= 500 else errors.BadRequestError
         if cls is errors.BadRequestError and _CONTEXT_PATTERNS.search(message):
             cls = errors.ContextLengthError
+        elif cls is errors.RateLimitError and _SPENT_PATTERNS.search(message):
+            cls = errors.QuotaExceededError  # waiting will not help
     retryable = None
     should_retry = headers.get("x-should-retry")
     if should_retry in ("true", "false"):

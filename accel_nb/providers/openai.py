@@ -31,8 +31,9 @@ __all__ = ["OpenAI", "OpenAICompatible", "openai_rate_limits"]
 class OpenAICompatible(Adapter):
     """The OpenAI wire format; subclasses set identity and a few switches."""
 
-    kinds = frozenset({"chat", "embed"})
+    kinds = frozenset({"chat", "embed"})  # add "generate" where the server has /completions
     chat_path: ClassVar[str] = "/chat/completions"
+    completions_path: ClassVar[str] = "/completions"
     embed_path: ClassVar[str] = "/embeddings"
     max_tokens_field: ClassVar[str] = "max_tokens"
 
@@ -45,16 +46,22 @@ class OpenAICompatible(Adapter):
             body: dict[str, Any] = {"model": req.model, "input": req.inputs, "encoding_format": "float"}
             body.update(req.params)
             return HttpCall("POST", base_url + self.embed_path, headers, body)
-        messages = list(req.messages)
-        if req.system:
-            messages.insert(0, {"role": "system", "content": req.system})
-        body = {"model": req.model, "messages": messages}
+        if req.kind == "generate":  # the legacy Completions route: one prompt, no roles
+            prompt = req.messages[-1]["content"]
+            body = {"model": req.model, "prompt": f"{req.system}\n\n{prompt}" if req.system else prompt}
+            path, tokens_field = self.completions_path, "max_tokens"
+        else:
+            messages = list(req.messages)
+            if req.system:
+                messages.insert(0, {"role": "system", "content": req.system})
+            body = {"model": req.model, "messages": messages}
+            path, tokens_field = self.chat_path, self.max_tokens_field
         for name, value in req.params.items():
-            body[self.max_tokens_field if name == "max_tokens" else name] = value
+            body[tokens_field if name == "max_tokens" else name] = value
         if req.stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
-        return HttpCall("POST", base_url + self.chat_path, headers, body)
+        return HttpCall("POST", base_url + path, headers, body)
 
     def models_call(self, base_url: str, key: str | None) -> HttpCall | None:
         return HttpCall("GET", base_url + self.models_path, self.headers(key))
@@ -74,14 +81,15 @@ class OpenAICompatible(Adapter):
                 )
             choice = body["choices"][0]
             return Reply(
-                text=choice["message"].get("content") or "",
+                text=(choice["text"] if req.kind == "generate" else choice["message"].get("content")) or "",
                 finish_reason=choice.get("finish_reason"),
                 usage=self.usage(body.get("usage")),
                 model=body.get("model"),
                 raw=body,
             )
         except (KeyError, IndexError, TypeError, AttributeError):
-            raise protocol_error(f"{self.id} reply has no choices[0].message", body) from None
+            what = "text" if req.kind == "generate" else "message"
+            raise protocol_error(f"{self.id} reply has no choices[0].{what}", body) from None
 
     def parse_frame(self, req: Request, event: str | None, data: str) -> Delta | None:
         if data == "[DONE]":
@@ -100,7 +108,10 @@ class OpenAICompatible(Adapter):
         choices = frame.get("choices")
         if choices:
             choice = choices[0]
-            delta.text = (choice.get("delta") or {}).get("content") or ""
+            if req.kind == "generate":
+                delta.text = choice.get("text") or ""
+            else:
+                delta.text = (choice.get("delta") or {}).get("content") or ""
             delta.finish_reason = choice.get("finish_reason")
         return delta
 

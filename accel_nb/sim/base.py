@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from .server import Pace, SimState, Window
 
 __all__ = [
+    "ANONYMOUS",
+    "NDJSON",
     "SIM",
     "SSE",
     "BadRequest",
@@ -38,12 +40,15 @@ __all__ = [
     "Chat",
     "Failure",
     "Frame",
+    "Frames",
     "JSONArray",
     "Limit",
+    "MessageErrors",
     "Protocol",
     "Reply",
     "Route",
     "bearer",
+    "bearer_or_anonymous",
     "display_name",
     "go_duration",
     "seconds_text",
@@ -59,6 +64,8 @@ _PATTERN = re.compile(r"\{(\w+):[^}]*\}")  # `{version:v1beta|v1}` -> `{version}
 _SLOT = "\x00accel-nb-token\x00"  # stands in for a token's text in a pre-encoded frame
 _MALFORMED_BODY = b"upstream connect error or disconnect/reset before headers. reset reason: connection termination"
 _MALFORMED_FRAME = '{"choices": [{"delta": {"content": "this frame is not valid JSON'
+#: What a keyless server's requests count as, for rate limits and ``require_key``.
+ANONYMOUS = "anonymous"
 
 
 class BadRequest(Exception):
@@ -113,7 +120,20 @@ class Reply:
     output_tokens: int = 0
 
 
-Job = Chat | Reply
+@dataclass(slots=True)
+class Frames:
+    """A stream that is not token by token (Ollama's pull progress): ``frames`` one after another,
+    ``gap_s`` apart at realistic latency and at once at zero latency."""
+
+    frames: list[Frame]
+    gap_s: float = 0.05
+    model: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    done: Callable[[], None] | None = None  # what the server does once every frame was sent
+
+
+Job = Chat | Reply | Frames
 
 
 class Route(NamedTuple):
@@ -212,6 +232,22 @@ class JSONArray:
         return b"]"
 
 
+class NDJSON:
+    """Newline-delimited JSON: one frame a line (Ollama's streams)."""
+
+    content_type = "application/x-ndjson"
+
+    def start(self) -> bytes:
+        return b""
+
+    def frame(self, frame: Frame) -> bytes:
+        data = frame[1]
+        return ((data if isinstance(data, str) else json.dumps(data)) + "\n").encode()
+
+    def end(self) -> bytes:
+        return b""
+
+
 class Protocol:
     """One API's wire format.  Subclasses fill in identity, routes, replies, frames and errors."""
 
@@ -274,11 +310,11 @@ class Protocol:
         """Frames after the last token: finish reason, usage, end marker."""
         raise NotImplementedError
 
-    def stream_error(self, call: Call) -> Frame:
-        """A failure reported inside a 200 stream."""
+    def stream_error(self, call: Call) -> Frame | None:
+        """A failure reported inside a 200 stream (``None``: the server just closes the connection)."""
         raise NotImplementedError
 
-    def encoder(self, call: Call) -> SSE | JSONArray:
+    def encoder(self, call: Call) -> SSE | JSONArray | NDJSON:
         return SSE()
 
     # -- helpers for protocol modules ------------------------------------------------
@@ -331,7 +367,7 @@ class Protocol:
         if problem is not None:
             return self._fail(call, self.unauthorized(call, missing=problem == "missing"))
         try:
-            job = route.endpoint(call, await self._body(request) if route.method == "POST" else None)
+            job = route.endpoint(call, await self._body(request) if route.method in ("POST", "DELETE") else None)
         except BadRequest as exc:
             return self._fail(call, self.error(call, exc.status, str(exc)))
         if route.meta:
@@ -347,12 +383,15 @@ class Protocol:
             pace = sim.latency.pace(request.headers, slow=fault is not None and fault.name == "slow")
         except ValueError as exc:  # a bad x-sim-* header: the simulator's own usage error
             return web.json_response({"error": f"accel_nb simulator: {exc}"}, status=400, headers=call.headers)
+        streaming = isinstance(job, Frames) or (isinstance(job, Chat) and job.stream)
         if fault is not None:
             sim.stats.faults[fault.name] += 1
-            failure = await self._act(call, fault, streaming=isinstance(job, Chat) and job.stream)
+            failure = await self._act(call, fault, streaming=streaming)
             if failure is not None:
                 return self._fail(call, failure)
-        if isinstance(job, Chat) and job.stream:
+        if isinstance(job, Frames):
+            return await self._stream_frames(call, job, fault, pace)
+        if streaming:
             return await self._stream(call, job, fault, pace)
         if pace is not None:
             await asyncio.sleep(pace.ttft_s + job.output_tokens / pace.tokens_per_s)
@@ -404,7 +443,7 @@ class Protocol:
         return web.Response(status=failure.status, body=json.dumps(body).encode(), headers=headers)
 
     async def _send(self, call: Call, body: Any, fault: Fault | None) -> web.StreamResponse:
-        data = json.dumps(body).encode()
+        data = b"" if body is None else json.dumps(body).encode()  # None: an empty 200 (Ollama's delete)
         headers = self._headers(call, "application/json")
         name = fault.name if fault is not None else None
         if name == "malformed":
@@ -452,7 +491,11 @@ class Protocol:
             await response.write(bytes(out))
             call.drop(reset=False)
         if name == "stream_error":
-            out += encoder.frame(self.stream_error(call))
+            error = self.stream_error(call)
+            if error is None:  # this server reports a failure mid-stream by closing the connection
+                await response.write(bytes(out))
+                call.drop(reset=False)
+            out += encoder.frame(error)
         elif name == "malformed":
             out += encoder.frame((self.token(call, chat, 0, "")[0], _MALFORMED_FRAME))
         elif name != "truncated":
@@ -460,6 +503,42 @@ class Protocol:
                 out += encoder.frame(frame)
             out += encoder.end()
         await response.write(bytes(out))
+        await response.write_eof()
+        return response
+
+    async def _stream_frames(
+        self, call: Call, job: Frames, fault: Fault | None, pace: Pace | None
+    ) -> web.StreamResponse:
+        """``job.frames`` in order, paced; ``midstream`` drops and ``stream_error`` reports a failure
+        after that many frames, ``truncated`` ends early and ``malformed`` sends a broken frame."""
+        encoder = self.encoder(call)
+        response = web.StreamResponse(headers=self._headers(call, encoder.content_type, {"Cache-Control": "no-cache"}))
+        await response.prepare(call.request)
+        frames = job.frames
+        name = fault.name if fault is not None else None
+        count = len(frames)
+        if fault is not None and name in ("midstream", "stream_error"):
+            count = min(count, int(fault.amount))
+        elif name in ("truncated", "malformed"):
+            count = min(count, 2)
+        await response.write(encoder.start())
+        for index in range(count):
+            if pace is not None and index:
+                await asyncio.sleep(job.gap_s)
+            await response.write(encoder.frame(frames[index]))
+        if name == "midstream":
+            call.drop(reset=False)
+        if name == "stream_error":
+            error = self.stream_error(call)
+            if error is None:
+                call.drop(reset=False)
+            await response.write(encoder.frame(error))
+        elif name == "malformed":
+            await response.write(encoder.frame((None, _MALFORMED_FRAME)))
+        elif name != "truncated":
+            await response.write(encoder.end())
+            if job.done is not None:
+                job.done()
         await response.write_eof()
         return response
 
@@ -480,6 +559,40 @@ def bearer(request: web.Request) -> str | None:
     """The token of an ``Authorization: Bearer …`` header."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     return (token.strip() or None) if scheme.lower() == "bearer" else None
+
+
+def bearer_or_anonymous(request: web.Request) -> str:
+    """A keyless server's caller: its Bearer key when it sends one (a gateway may check it), else anonymous."""
+    return bearer(request) or ANONYMOUS
+
+
+class MessageErrors:
+    """Errors as one message under one key: ``{"error": msg}`` (Ollama, LLVM) or FastAPI's
+    ``{"detail": msg}`` (OPEA).  Mixed in before ``Protocol`` (or a protocol it refines)."""
+
+    error_key: ClassVar[str] = "error"
+    #: status -> default message (``{model}`` is filled in)
+    messages: ClassVar[dict[int, str]] = {}
+    quota_message: ClassVar[str] = "usage limit reached for this key: upgrade the plan or wait for the next period"
+
+    def message_body(self, message: str) -> dict[str, Any]:
+        return {self.error_key: message}
+
+    def error(self, call: Call, status: int, message: str | None = None) -> Failure:
+        default = self.messages.get(status, "Internal Server Error" if status >= 500 else f"HTTP {status}")
+        return Failure(status, self.message_body(message or default.format(model=call.model)))
+
+    def unauthorized(self, call: Call, missing: bool) -> Failure:
+        return self.error(call, 401)
+
+    def rate_limited(self, call: Call, hint_s: float, limit: Limit, *, ms: bool = False) -> Failure:
+        return Failure(429, self.error(call, 429).body, {"retry-after": seconds_text(hint_s)})
+
+    def quota(self, call: Call) -> Failure:
+        return Failure(429, self.message_body(self.quota_message))
+
+    def stream_error(self, call: Call) -> Frame | None:
+        return None, self.error(call, 500).body
 
 
 def text_of(content: Any) -> str:

@@ -28,14 +28,18 @@ from .base import SIM, Limit, Protocol
 from .faults import FaultPlan
 from .gemini import Gemini
 from .groq import Groq
+from .llvm import Llvm
+from .ollama import Ollama
+from .opea import OPEA
 from .openai import OpenAI
 from .tei import TEI
 from .tgi import TGI
+from .vllm import VLLM
 
 __all__ = ["PROTOCOLS", "Latency", "Pace", "RateBook", "SimServer", "SimState", "Stats", "Window", "build_app", "serve"]
 
 #: Every simulated API.  Adding one is a module with a ``Protocol`` subclass and an entry here.
-PROTOCOLS: tuple[type[Protocol], ...] = (Anthropic, OpenAI, Groq, Gemini, TGI, TEI)
+PROTOCOLS: tuple[type[Protocol], ...] = (Anthropic, OpenAI, Groq, Gemini, TGI, TEI, Ollama, Llvm, VLLM, OPEA)
 
 DEFAULT_RPM = 10_000
 DEFAULT_TPM = 10_000_000
