@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import json
 import queue
 import threading
 import weakref
-from typing import Any, AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 
 from . import errors
 from .config import Settings, load_settings
@@ -26,6 +27,10 @@ from .providers.base import Reply
 from .secret import Secret
 from .stats import Stats
 from .types import Chunk, Priority, Request, Response, Usage
+
+if TYPE_CHECKING:
+    from .ovmskit import OVMSKit
+    from .tensors import InferResult
 
 __all__ = ["AsyncStream", "Client", "Stream", "default_client", "set_default_client"]
 
@@ -133,6 +138,70 @@ class Client:
     async def aembed(self, target: str, texts: str | Sequence[str], *, normalize: bool = True, **options: Any) -> Any:
         job, future = self._async_job("embed", target, texts, options, finish=_embeddings(normalize))
         return await self._await(job, future)
+
+    # -- tensors ---------------------------------------------------------------------------
+    def infer(
+        self,
+        target: str,
+        inputs: Mapping[str, Any],
+        *,
+        outputs: Sequence[str] | None = None,
+        version: str | int | None = None,
+        **options: Any,
+    ) -> InferResult:
+        """Run a tensor model (KServe v2): ``{input name: array}`` in, ``{output name: array}`` out.
+
+        Arrays must have the model's dtypes and shapes (lists are converted); a mismatch is
+        refused before sending, naming the input and what the model expects.  ``outputs``
+        picks outputs by name; ``version`` pins a model version.  Small requests to one
+        model are coalesced into one call (``providers.<id>.batch``).  Also takes
+        ``priority``, ``timeout``, ``headers`` and ``params`` (KServe ``parameters``).
+
+        >>> client.infer("ovms:resnet", inputs={"image": batch})["probs"]   # doctest: +SKIP
+        """
+        payload = self._infer_payload(target, inputs, outputs, version)
+        job, sink = self._job("infer", target, payload, {**options, "cache": False}, FutureSink(), finish=_tensors)
+        return self._wait(job, sink.future)
+
+    async def ainfer(
+        self,
+        target: str,
+        inputs: Mapping[str, Any],
+        *,
+        outputs: Sequence[str] | None = None,
+        version: str | int | None = None,
+        **options: Any,
+    ) -> InferResult:
+        """``infer`` for asyncio code."""
+        payload = self._infer_payload(target, inputs, outputs, version)
+        job, future = self._async_job("infer", target, payload, {**options, "cache": False}, finish=_tensors)
+        return await self._await(job, future)
+
+    def _infer_payload(self, target: str, inputs: Any, outputs: Any, version: Any) -> Any:
+        from .providers.ovms import InferPayload
+
+        provider, model = parse_target(self.settings.aliases.get(target, target))
+        if model is None:
+            raise errors.BadRequestError(
+                f"name the model to run, e.g. {provider}:<model>", provider=provider,
+                hint=f"client.models({provider!r}) lists the models the server has",
+            )
+        if not isinstance(inputs, Mapping) or not inputs or not all(isinstance(n, str) and n for n in inputs):
+            raise errors.BadRequestError(
+                "inputs must be a non-empty dict of {input name: array}", provider=provider,
+                hint=f"client.{provider}.metadata({model!r}) shows the inputs the model takes",
+            )
+        if outputs is not None and (isinstance(outputs, str) or not all(isinstance(n, str) for n in outputs)):
+            raise errors.BadRequestError("outputs must be a list of output names", provider=provider)
+        version = None if version is None else str(version)
+        return InferPayload(dict(inputs), tuple(outputs) if outputs else None, version)
+
+    @functools.cached_property
+    def ovms(self) -> OVMSKit:
+        """OpenVINO Model Server extras: ``health()``, ``ready(model)``, ``metadata(model)``."""
+        from .ovmskit import OVMSKit
+
+        return OVMSKit(self)
 
     # -- batches ---------------------------------------------------------------------------
     def map(
@@ -354,9 +423,13 @@ class Client:
                 hint="for embeddings use openai or gemini" if kind == "embed" else None,
             )
         self._check_key(provider)
+        headers = dict(options.pop("headers", None) or {})
+        if kind not in ("chat", "embed"):  # tensors, S3 operations…: a payload its own front checked
+            params = _params(options, provider)
+            _no_more(options, provider)
+            return Request(kind, provider, model, params=params, headers=headers, payload=prompt)
         stream = bool(options.pop("stream", False))
         system = options.pop("system", None)
-        headers = dict(options.pop("headers", None) or {})
         params = _params(options, provider)
         if kind == "embed":
             texts = [prompt] if isinstance(prompt, str) else list(prompt or [])
@@ -366,12 +439,7 @@ class Client:
                 )
             return Request(kind, provider, model, inputs=texts, params=params, headers=headers)
         messages = _messages(prompt, options.pop("messages", None), provider)
-        if options:
-            raise errors.BadRequestError(
-                f"unknown option {sorted(options)[0]!r}",
-                provider=provider,
-                hint="pass provider-specific fields as params={...}",
-            )
+        _no_more(options, provider)
         return Request(kind, provider, model, messages, system, params=params, stream=stream, headers=headers)
 
     def _check_key(self, provider: str) -> None:
@@ -519,6 +587,21 @@ class AsyncStream:
         if not self._finished:
             self._finished = True
             self._engine.cancel(self._job, errors.CancelledError("stream closed", provider=self._job.request.provider))
+
+
+def _no_more(options: dict[str, Any], provider: str) -> None:
+    if options:
+        raise errors.BadRequestError(
+            f"unknown option {sorted(options)[0]!r}",
+            provider=provider,
+            hint="pass provider-specific fields as params={...}",
+        )
+
+
+def _tensors(reply: Reply, response: Response) -> Any:
+    from .tensors import InferResult  # numpy loads only for tensors
+
+    return InferResult(reply.value or {}, response)
 
 
 def _embeddings(normalize: bool) -> Callable[[Reply, Response], Any]:

@@ -29,11 +29,12 @@ from .faults import FaultPlan
 from .gemini import Gemini
 from .groq import Groq
 from .openai import OpenAI
+from .ovms import OVMS
 
 __all__ = ["PROTOCOLS", "Latency", "Pace", "RateBook", "SimServer", "SimState", "Stats", "Window", "build_app", "serve"]
 
 #: Every simulated API.  Adding one is a module with a ``Protocol`` subclass and an entry here.
-PROTOCOLS: tuple[type[Protocol], ...] = (Anthropic, OpenAI, Groq, Gemini)
+PROTOCOLS: tuple[type[Protocol], ...] = (Anthropic, OpenAI, Groq, Gemini, OVMS)
 
 DEFAULT_RPM = 10_000
 DEFAULT_TPM = 10_000_000
