@@ -30,6 +30,7 @@ from .types import Chunk, Priority, Request, Response, Usage
 
 if TYPE_CHECKING:
     from .ovmskit import OVMSKit
+    from .s3kit import S3Kit
     from .tensors import InferResult
 
 __all__ = ["AsyncStream", "Client", "Stream", "default_client", "set_default_client"]
@@ -202,6 +203,14 @@ class Client:
         from .ovmskit import OVMSKit
 
         return OVMSKit(self)
+
+    @functools.cached_property
+    def s3(self) -> S3Kit:
+        """S3 through the engine: ``put / get / head / delete / list / upload_file / download_file /
+        presign`` (and ``a…`` twins), with the engine's queue, backoff, breaker and ledger."""
+        from .s3kit import S3Kit
+
+        return S3Kit(self)
 
     # -- batches ---------------------------------------------------------------------------
     def map(

@@ -15,10 +15,11 @@ from .gemini import Gemini
 from .groq import Groq
 from .openai import OpenAI
 from .ovms import OVMS
+from .s3 import S3
 
 __all__ = ["Adapter", "adapters", "get_adapter", "parse_target", "resolve_provider"]
 
-_ADAPTERS: dict[str, Adapter] = {a.id: a for a in (Anthropic(), OpenAI(), Groq(), Gemini(), OVMS())}
+_ADAPTERS: dict[str, Adapter] = {a.id: a for a in (Anthropic(), OpenAI(), Groq(), Gemini(), OVMS(), S3())}
 _ALIASES: dict[str, str] = {alias: a.id for a in _ADAPTERS.values() for alias in a.aliases}
 
 
