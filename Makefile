@@ -26,6 +26,8 @@ test: $(VENV)/.installed-test
 ## bench: the speed benchmarks, side by side, printing ratios
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/overhead.py
+	$(BIN)/python benchmarks/ovms.py
+	$(BIN)/python benchmarks/s3.py
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check accel_nb tests benchmarks

@@ -196,8 +196,9 @@ class OVMS(OpenAICompatible):
         if len({a.shape[0] for a in payload.inputs.values()}) != 1:
             return None
         layout = tuple((n, a.dtype.str, a.shape[1:]) for n, a in payload.inputs.items())
-        headers = tuple(sorted(req.headers.items()))
-        return req.model, payload.version, layout, payload.outputs, json.dumps(req.params, sort_keys=True), headers
+        params = json.dumps(req.params, sort_keys=True) if req.params else ""
+        headers = tuple(sorted(req.headers.items())) if req.headers else ()
+        return req.model, payload.version, layout, payload.outputs, params, headers
 
     def rows(self, req: Request) -> int:
         return next(iter(req.payload.inputs.values())).shape[0]
