@@ -146,6 +146,14 @@ def test_unknown_model_and_bad_arguments(client, sim):
     with pytest.raises(errors.NotFoundError, match="does not serve a model 'nope'") as caught:
         client.infer("ovms:nope", {"x": [[1]]})
     assert "client.models('ovms')" in caught.value.hint and infers(sim) == 0
+
+    async def three():  # waiting on one metadata fetch, each still gets an error of its own
+        return await asyncio.gather(*[client.ainfer("ovms:ghost", {"x": [[1]]}) for _ in range(3)],
+                                    return_exceptions=True)
+
+    failures = asyncio.run(three())
+    assert all(isinstance(f, errors.NotFoundError) for f in failures) and len({f.request_id for f in failures}) == 3
+    assert routes(sim, "GET", "/v2/models/{model}") == 2  # nope, then ghost once for all three
     with pytest.raises(errors.BadRequestError, match="name the model"):
         client.infer("ovms", {"x": [[1]]})
     with pytest.raises(errors.BadRequestError, match="non-empty dict"):

@@ -71,7 +71,10 @@ def test_round_trip_of_a_multipart_file(s3, tmp_path):
     assert s3.log.count("PUT", f"/{s3.bucket}/big.bin", "partNumber") == 2
     s3.client.s3.download_file(s3.bucket, "big.bin", copy)
     assert copy.read_bytes() == data
-    rows = [r for r in s3.client.logs(5) if r["kind"] == "s3"]
+    with pytest.raises(errors.NotFoundError):
+        s3.client.s3.download_file(s3.bucket, "missing.bin", tmp_path / "never.bin", progress=False)
+    assert not (tmp_path / "never.bin").exists()
+    rows = [r for r in s3.client.logs(5) if r["kind"] == "s3"][1:]
     assert [r["status"] for r in rows[:2]] == ["ok", "ok"]  # each whole transfer is one request
     assert rows[0]["output_tokens"] == len(data) and rows[1]["input_tokens"] == len(data)
 

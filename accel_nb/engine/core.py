@@ -355,7 +355,7 @@ class Engine:
             self._fail(job, job.cancel_reason or errors.CancelledError("cancelled", provider=job.request.provider))
             return
         except errors.AccelError as exc:
-            self._fail(job, exc)
+            self._fail(job, copy.copy(exc))  # every request waiting on this fetch got the same error object
             return
         job.task = None
         self._checked(job, description)
