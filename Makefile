@@ -27,6 +27,8 @@ test: $(VENV)/.installed-test
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/import_time.py
+	$(BIN)/python benchmarks/ovms.py
+	$(BIN)/python benchmarks/s3.py
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check accel_nb tests benchmarks

@@ -30,10 +30,13 @@ from .stats import Stats
 from .types import _NO_HEADERS, Chunk, Priority, Request, Response, Usage
 
 if TYPE_CHECKING:
+    from .ovmskit import OVMSKit
     from .results import Inference, Results
+    from .s3kit import S3Kit
     from .servers.llvm import LlvmServer
     from .servers.ollama import OllamaServer
     from .servers.opea import OpeaServices
+    from .tensors import InferResult
 
 __all__ = [
     "AsyncStream",
@@ -180,16 +183,48 @@ class Client:
         return await self._acall("generate", target, prompt, options)
 
     # -- model servers ---------------------------------------------------------------------
-    def infer(self, target: str, input: Any, *, parameters: Mapping[str, Any] | None = None,
-              **options: Any) -> Inference:
-        """Run a served model on one input (LLVM ``/models/{id}/infer``): an ``Inference`` whose
-        ``.output`` is the server's answer and ``.response`` the call's metadata.  ``input`` is
-        any JSON value (numpy arrays become lists)."""
-        return self._call("infer", target, _json_input(input), {**options, "params": parameters}, _inference)
+    def infer(
+        self,
+        target: str,
+        inputs: Any,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        outputs: Sequence[str] | None = None,
+        version: str | int | None = None,
+        **options: Any,
+    ) -> Any:
+        """Run a served model on ``inputs``; what goes in and out follows the server.
 
-    async def ainfer(self, target: str, input: Any, *, parameters: Mapping[str, Any] | None = None,
-                     **options: Any) -> Inference:
-        return await self._acall("infer", target, _json_input(input), {**options, "params": parameters}, _inference)
+        * Tensor servers (``ovms``, KServe v2): ``{input name: array}`` in, an ``InferResult``
+          (``{output name: numpy array}`` with ``.response``) out.  Arrays must have the model's
+          dtypes and shapes (lists are converted); a mismatch is refused before sending, naming
+          the input and what the model expects.  ``outputs`` picks outputs by name, ``version``
+          pins a model version; small requests to one model are coalesced into one call
+          (``providers.<id>.batch``).
+        * JSON model servers (``llvm``): any JSON value in (numpy arrays become lists), an
+          ``Inference`` out (``.output`` as the server sent it, ``.response``).
+
+        ``parameters`` go to the server as its own inference parameters.
+
+        >>> client.infer("ovms:resnet", {"image": batch})["probs"]          # doctest: +SKIP
+        >>> client.infer("llvm:bert-base", "some text").output              # doctest: +SKIP
+        """
+        payload, finish = self._infer(target, inputs, outputs, version)
+        return self._call("infer", target, payload, {**options, "params": parameters}, finish)
+
+    async def ainfer(
+        self,
+        target: str,
+        inputs: Any,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        outputs: Sequence[str] | None = None,
+        version: str | int | None = None,
+        **options: Any,
+    ) -> Any:
+        """``infer`` for asyncio code."""
+        payload, finish = self._infer(target, inputs, outputs, version)
+        return await self._acall("infer", target, payload, {**options, "params": parameters}, finish)
 
     def infer_batch(self, target: str, inputs: Iterable[Any], *, parameters: Mapping[str, Any] | None = None,
                     **options: Any) -> Results:
@@ -222,6 +257,21 @@ class Client:
         from .servers.opea import OpeaServices
 
         return OpeaServices(self)
+
+    @functools.cached_property
+    def ovms(self) -> OVMSKit:
+        """OpenVINO Model Server extras: ``health()``, ``ready(model)``, ``metadata(model)``."""
+        from .ovmskit import OVMSKit
+
+        return OVMSKit(self)
+
+    @functools.cached_property
+    def s3(self) -> S3Kit:
+        """S3 through the engine: ``put / get / head / delete / list / upload_file / download_file /
+        presign`` (and ``a…`` twins), with the engine's queue, backoff, breaker and ledger."""
+        from .s3kit import S3Kit
+
+        return S3Kit(self)
 
 
     # -- embeddings, reranking, sparse vectors ----------------------------------------------
@@ -448,6 +498,39 @@ class Client:
             model = (adapter.default_embed_model if kind == "embed" else None) or configured or adapter.default_model
         return provider, model
 
+    def _infer(self, target: str, inputs: Any, outputs: Any, version: Any) -> tuple[Any, Callable[..., Any]]:
+        """The payload and result builder of an ``infer`` call, by the kind of server."""
+        provider, _ = self.resolve(target)
+        if get_adapter(provider).tensors:
+            return self._infer_payload(target, inputs, outputs, version), _tensors
+        if outputs is not None or version is not None:
+            raise errors.BadRequestError(
+                f"{provider} takes no outputs= or version= (they are for tensor servers such as ovms)",
+                provider=provider,
+            )
+        if inputs is None:
+            raise errors.BadRequestError(f"an infer call to {provider} needs an input", provider=provider)
+        return _json_input(inputs), _inference
+
+    def _infer_payload(self, target: str, inputs: Any, outputs: Any, version: Any) -> Any:
+        from .providers.ovms import InferPayload
+
+        provider, model = parse_target(self.settings.aliases.get(target, target))
+        if model is None:
+            raise errors.BadRequestError(
+                f"name the model to run, e.g. {provider}:<model>", provider=provider,
+                hint=f"client.models({provider!r}) lists the models the server has",
+            )
+        if not isinstance(inputs, Mapping) or not inputs or not all(isinstance(n, str) and n for n in inputs):
+            raise errors.BadRequestError(
+                "inputs must be a non-empty dict of {input name: array}", provider=provider,
+                hint=f"client.{provider}.metadata({model!r}) shows the inputs the model takes",
+            )
+        if outputs is not None and (isinstance(outputs, str) or not all(isinstance(n, str) for n in outputs)):
+            raise errors.BadRequestError("outputs must be a list of output names", provider=provider)
+        version = None if version is None else str(version)
+        return InferPayload(dict(inputs), tuple(outputs) if outputs else None, version)
+
     def _call(
         self, kind: str, target: str, prompt: Any, options: dict[str, Any],
         finish: Callable[[Reply, Response], Any] | None = None,
@@ -581,7 +664,7 @@ class Client:
                 provider=provider,
                 hint="put any instructions into the prompt itself, or use chat",
             )
-        if kind not in _TEXT_KINDS:  # infer, admin, …: the input is for the adapter to shape
+        if kind not in _TEXT_KINDS:  # infer, admin, s3…: a payload for the adapter, checked by its front
             _no_more(options, provider)
             if prompt is None:
                 raise errors.BadRequestError(f"a {kind} call needs an input", provider=provider)
@@ -878,6 +961,12 @@ def set_default_client(client: Client | None) -> None:
         old, registry.default = registry.default, client
     if old is not None and old is not client:
         old.close()
+
+
+def _tensors(reply: Reply, response: Response) -> Any:
+    from .tensors import InferResult  # numpy loads only for tensors
+
+    return InferResult(reply.data or {}, response)
 
 
 def _inference(reply: Reply, response: Response) -> Any:

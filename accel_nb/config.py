@@ -31,6 +31,7 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 __all__ = [
+    "BatchSettings",
     "BreakerSettings",
     "ProviderSettings",
     "QueueSettings",
@@ -69,6 +70,19 @@ class QueueSettings:
 
 
 @dataclass
+class BatchSettings:
+    """Coalescing: small requests to one model wait at most ``delay_ms`` for others, up to
+    ``max_size`` rows, and go out as one call (``delay_ms = 0`` turns it off)."""
+
+    max_size: int = 64
+    delay_ms: float = 5.0
+
+    @property
+    def enabled(self) -> bool:
+        return self.delay_ms > 0 and self.max_size > 1
+
+
+@dataclass
 class ProviderSettings:
     base_url: str
     keys: list[Secret]
@@ -79,6 +93,8 @@ class ProviderSettings:
     default_model: str | None = None
     models: list[str] = field(default_factory=list)
     services: dict[str, str] = field(default_factory=dict)  # an API's further servers (OPEA's microservices)
+    batch: BatchSettings | None = None  # only for APIs whose requests can be coalesced
+    options: dict[str, Any] = field(default_factory=dict)  # the API's own settings (Adapter.options)
 
     def __repr__(self) -> str:  # keys print as sources only
         keys = ", ".join(k.label for k in self.keys) or "none"
@@ -103,7 +119,7 @@ class Settings:
     timeout_s: float | None = None
 
 
-_PROVIDER_FIELDS = {f.name for f in dataclasses.fields(ProviderSettings)}
+_PROVIDER_FIELDS = {f.name for f in dataclasses.fields(ProviderSettings)} - {"batch", "options"}
 _TOP_FIELDS = {
     "providers",
     "retry",
@@ -188,8 +204,11 @@ def with_simulator(settings: Settings, url: str) -> Settings:
     providers = {}
     for pid, adapter in adapters().items():
         current = settings.providers[pid]
-        real = bool(current.keys) if adapter.needs_key else current.base_url != adapter.default_base_url.rstrip("/")
-        if real:
+        if adapter.needs_key:
+            real = bool(current.keys)
+        else:
+            real = current.base_url != (adapter.default_base_url or "").rstrip("/")
+        if real or adapter.sim_path is None:  # (S3 has no simulator: moto serves its tests)
             providers[pid] = current
         else:
             providers[pid] = dataclasses.replace(
@@ -221,21 +240,25 @@ def load_settings(
     providers = {}
     for pid, adapter in adapters().items():
         section = dict(provider_config.get(pid, {}))
-        _check_keys(section, _PROVIDER_FIELDS, f"providers.{pid}")
+        own = {"batch"} if adapter.batch else set()
+        _check_keys(section, _PROVIDER_FIELDS | own | set(adapter.options), f"providers.{pid}")
         found = _discover_keys(adapter, runtime_keys.get(pid), environ, dotenv, section.pop("keys", None))
         base_url = section.pop("base_url", None) or _first_env(environ, adapter.base_url_env) or adapter.default_base_url
         base_url = adapter.normalize_url(base_url)
         services = _service_urls(adapter, section.pop("services", None) or {}, environ, base_url)
-        if sim_url:
+        if sim_url and adapter.sim_path is not None:
             base_url = sim_url.rstrip("/") + adapter.sim_path
             services = {name: f"{base_url}/{name}" for name in services}
             found = found or [Secret(SIM_KEY, "simulator")]
+        options = {name: section.pop(name, default) for name, default in adapter.options.items()}
         providers[pid] = ProviderSettings(
             base_url=base_url.rstrip("/"),
             services=services,
             keys=found,
             concurrency=int(section.pop("concurrency", adapter.default_concurrency)),
             models=list(section.pop("models", adapter.models)),
+            batch=_batch(adapter.batch, section.pop("batch", {}), pid),
+            options=options,
             **section,
         )
 
@@ -269,6 +292,20 @@ def load_settings(
     settings.prices_path = Path(prices).expanduser() if prices else None
     settings.aliases = dict(merged.get("aliases", {}))
     return settings
+
+
+def _batch(default: tuple[int, float] | None, given: Any, pid: str) -> BatchSettings | None:
+    if default is None:
+        return None
+    if not isinstance(given, Mapping):
+        raise BadRequestError(f"providers.{pid}.batch must be a table such as {{max_size = 64, delay_ms = 5}}")
+    _check_keys(given, {"max_size", "delay_ms"}, f"providers.{pid}.batch")
+    size, delay = given.get("max_size", default[0]), given.get("delay_ms", default[1])
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise BadRequestError(f"providers.{pid}.batch.max_size must be a whole number >= 1, not {size!r}")
+    if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not delay >= 0:
+        raise BadRequestError(f"providers.{pid}.batch.delay_ms must be a number >= 0 (0: no batching), not {delay!r}")
+    return BatchSettings(size, float(delay))
 
 
 def _discover_keys(

@@ -5,12 +5,13 @@ from __future__ import annotations
 import fnmatch
 import os
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 from accel_nb.sim import SimServer, serve
 
-_ISOLATED = ("*_API_KEY*", "*_URL", "OLLAMA_HOST", "ACCEL_NB_*", "GOOGLE_*", "HF_TOKEN*")
+_ISOLATED = ("*_API_KEY*", "*_URL", "OLLAMA_HOST", "ACCEL_NB_*", "GOOGLE_*", "HF_TOKEN*", "AWS_*")
 
 
 @pytest.fixture(autouse=True)
@@ -42,3 +43,14 @@ def sim_factory() -> Iterator[Callable[..., SimServer]]:
     yield make
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[Any]:
+    """A real S3 server (moto's server mode) on a free port, for the whole session; its
+    ``.log`` counts the requests that reach it and can inject S3 errors (see s3_helpers)."""
+    from s3_helpers import start_moto
+
+    server = start_moto()
+    yield server
+    server.stop()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import copy
 import heapq
 import itertools
 import logging
@@ -33,6 +34,8 @@ from ..tokens import count_tokens, estimate_prompt_tokens
 from ..types import Priority, Request, Response, Usage
 from .breaker import CircuitBreaker
 from .cache import SqliteCache, cache_key, cacheable
+from .catalog import MISSING, ModelCatalog
+from .coalesce import Coalescer
 from .keys import KeyPool
 from .lanes import UNKNOWN, Lane
 from .ledger import SqliteLedger
@@ -40,6 +43,7 @@ from .limiter import RateLimiter
 from .loop import EngineLoop, Mailbox
 from .retry import RetryPolicy
 from .sinks import Sink
+from .threads import SdkRunner
 from .tracker import Tracker
 from .transport import Transport, decode_json, transport_error
 
@@ -93,6 +97,7 @@ class Job:
         "lane",
         "provider_request_id",
         "http_status",
+        "members",
     )
 
     def __init__(
@@ -105,6 +110,7 @@ class Job:
         batch: tuple[str, int] | None = None,
         timeout_s: float | None = None,
         finish: Callable[[Reply, Response], Any] | None = None,
+        members: list[Job] | None = None,
     ) -> None:
         self.id = _request_id()
         self.request = request
@@ -132,6 +138,7 @@ class Job:
         self.lane: Lane | None = None
         self.provider_request_id: str | None = None
         self.http_status: int | None = None
+        self.members = members  # a coalesced batch: the requests it answers, each recorded as its own
 
 
 class _ProviderPool:
@@ -161,8 +168,8 @@ class Engine:
         self._clock = clock
         self.tracker = Tracker()
         self.redact = Redactor()
-        for provider in settings.providers.values():
-            self.redact.add(provider.keys)
+        for pid, provider in settings.providers.items():
+            self.redact.add([part for key in provider.keys for part in get_adapter(pid).secret_parts(key)])
         self.prices = PriceTable.load(settings.prices_path)
         self.ledger = SqliteLedger(settings.ledger_path) if settings.ledger_path else None
         self._cache: SqliteCache | None = None
@@ -175,8 +182,11 @@ class Engine:
         self._seq = itertools.count()
         self._jobs: set[Job] = set()
         self._closed = False
+        self._catalog = ModelCatalog()
+        self._sdk_runners: dict[str, SdkRunner] = {}
         self._runner = EngineLoop()
         self.loop = self._runner.loop
+        self._coalescer = Coalescer(self.loop, lambda pid: self.settings.providers[pid].batch, self._dispatch)
 
     # -- thread-safe API -------------------------------------------------------------------
     @property
@@ -216,7 +226,7 @@ class Engine:
     def add_key(self, provider: str, key: Secret) -> None:
         """A new lane for ``key`` (e.g. typed into the key manager); the keyless placeholder
         lane (simulator, or a server without auth) gives way to it."""
-        self.redact.add([key])
+        self.redact.add(get_adapter(provider).secret_parts(key))
         self.call(lambda: self._add_lane(provider, key))
 
     def retire_key(self, provider: str, label: str, reason: str = "removed") -> None:
@@ -244,6 +254,21 @@ class Engine:
         """Run ``coro`` on the engine loop (e.g. a call made of several jobs); cancelling the
         returned future cancels it."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def describe(self, req: Request, refresh: bool = False) -> Any:
+        """What the adapter learned of ``req``'s model (fetched once; again with ``refresh``)."""
+        adapter = get_adapter(req.provider)
+
+        async def run() -> Any:
+            key, calls = self._catalog_key(adapter, req)
+            if refresh:
+                self._catalog.forget(key)
+            known = self._catalog.get(key)
+            if known is not MISSING:
+                return known
+            return await self._catalog.load(key, partial(self._fetch_description, adapter, req.model, calls))
+
+        return self._runner.run(run(), timeout=self.settings.connect_timeout_s + self.settings.retry.max_time_s + 60)
 
     def direct(self, provider: str, build: Callable[[Adapter, str, str | None], HttpCall | None],
                key: Secret | None = None) -> Any:
@@ -282,6 +307,19 @@ class Engine:
             job.timer = self.loop.call_later(job.timeout_s, self._expire, job)
         if job.cache_key is not None and self._serve_from_cache(job):
             return
+        if req.kind in job.adapter.described_kinds:
+            self._prepare(job)
+        else:
+            self._place(job)
+
+    def _place(self, job: Job) -> None:
+        """Into a coalescing group when the request can share a call, else into the queue."""
+        if job.adapter.batch is not None and self._coalescer.hold(job):
+            return
+        self._queue(job)
+
+    def _queue(self, job: Job) -> None:
+        req = job.request
         if self._queued >= self.settings.queue.max_size:
             if self.settings.queue.overflow == "reject":
                 self._fail(job, errors.QueueFullError(
@@ -294,6 +332,94 @@ class Engine:
             job.state = _QUEUED
             return
         self._enqueue(job)
+
+    def _dispatch(self, jobs: list[Job]) -> None:
+        """A coalescing group is due: one batch job does the work of all its live members."""
+        jobs = [job for job in jobs if job.state != _DONE]
+        if len(jobs) <= 1:
+            for job in jobs:
+                self._queue(job)
+            return
+        try:
+            merged = jobs[0].adapter.merge([job.request for job in jobs])
+        except Exception as exc:  # a bug must fail these requests, never the engine
+            log.exception("accel_nb could not merge %d requests", len(jobs))
+            for job in jobs:
+                self._fail(job, errors.AccelError(f"internal error in accel_nb: {type(exc).__name__}: {exc}"))
+            return
+        batch = Job(merged, Sink(), Priority(min(job.priority for job in jobs)), members=jobs)
+        batch.seq = next(self._seq)
+        batch.t_submit = self._clock()
+        self._jobs.add(batch)
+        self._queue(batch)
+
+    # -- models described before use (engine loop) -----------------------------------------
+    def _catalog_key(self, adapter: Adapter, req: Request) -> tuple[Any, list[HttpCall]]:
+        lanes = self._pool(req.provider).keys.lanes
+        lane = next((lane for lane in lanes if not lane.retired), lanes[0])
+        calls = adapter.describe(req, lane.base_url, lane.key.reveal() if lane.key else None)
+        return (req.provider, tuple(call.url for call in calls)), calls
+
+    def _prepare(self, job: Job) -> None:
+        """Check a request against its model's description (fetched first if need be): bad input
+        fails here, alone, before it is queued or batched."""
+        key, calls = self._catalog_key(job.adapter, job.request)
+        description = self._catalog.get(key)
+        if description is MISSING:
+            job.task = self.loop.create_task(self._describe_then_place(job, key, calls))
+        else:
+            self._checked(job, description)
+
+    async def _describe_then_place(self, job: Job, key: Any, calls: list[HttpCall]) -> None:
+        fetch = partial(self._fetch_description, job.adapter, job.request.model, calls)
+        try:
+            description = await self._catalog.load(key, fetch)
+        except asyncio.CancelledError:
+            self._fail(job, job.cancel_reason or errors.CancelledError("cancelled", provider=job.request.provider))
+            return
+        except errors.AccelError as exc:
+            self._fail(job, copy.copy(exc))  # every request waiting on this fetch got the same error object
+            return
+        job.task = None
+        self._checked(job, description)
+
+    def _checked(self, job: Job, description: Any) -> None:
+        try:
+            job.adapter.prepare(job.request, description)
+        except errors.AccelError as exc:
+            self._fail(job, exc)
+            return
+        except Exception as exc:  # a bug must fail one request, never the engine
+            log.exception("accel_nb internal error in request %s", job.id)
+            self._fail(job, errors.AccelError(f"internal error in accel_nb: {type(exc).__name__}: {exc}"))
+            return
+        self._place(job)
+
+    async def _fetch_description(self, adapter: Adapter, model: str, calls: list[HttpCall]) -> Any:
+        """The first of ``calls`` that is not a 404, learned; retried like any request."""
+
+        async def once() -> Any:
+            missing: errors.AccelError | None = None
+            for index, call in enumerate(calls):
+                try:
+                    body = await self._direct(adapter, call)
+                except errors.NotFoundError as exc:
+                    missing = exc
+                    continue
+                return adapter.learn_model(index, body)
+            raise errors.NotFoundError(
+                f"{adapter.id} does not serve a model {model!r}: {missing.message if missing else 'no route'}",
+                provider=adapter.id,
+                status=404,
+                hint=f"client.models({adapter.id!r}) lists the models it serves",
+            )
+
+        try:
+            return await once()
+        except errors.AccelError as exc:
+            if not exc.retryable:
+                raise
+            return await self.retry.run_after_failure(exc, once, started_at=self._clock(), lane_wait=lambda _: None)
 
     def _enqueue(self, job: Job) -> None:
         pool = self._pool(job.request.provider)
@@ -471,7 +597,8 @@ class Engine:
     def _on_retry(self, job: Job, state: Any) -> None:
         req = job.request
         error = type(state.outcome.exception()).__name__
-        self.tracker.retry(job.id, req.provider, req.model, state.attempt_number, error, state.upcoming_sleep)
+        for one in job.members or (job,):
+            self.tracker.retry(one.id, req.provider, req.model, state.attempt_number, error, state.upcoming_sleep)
 
     async def _reattempt(self, job: Job) -> Reply:
         grant = job.grant = self.loop.create_future()
@@ -485,7 +612,13 @@ class Engine:
         req = job.request
         if job.attempts == 1:
             job.t_start = self._clock()
-            self.tracker.emit("started", job.id, req.provider, req.model, key=lane.label)
+            if job.members is None:
+                self.tracker.emit("started", job.id, req.provider, req.model, key=lane.label)
+            else:
+                for member in job.members:
+                    if member.state != _DONE:
+                        self.tracker.emit("started", member.id, req.provider, req.model, key=lane.label,
+                                          batch_size=len(job.members))
         outcome, error = _NEUTRAL, None
         call: HttpCall | None = None
         try:
@@ -497,11 +630,16 @@ class Engine:
             if adapter.services:  # an API of several servers (OPEA): the one this request goes to
                 base_url = self.settings.providers[req.provider].services.get(adapter.service(req), base_url)
             call = adapter.build(req, base_url, key, lane.info)
-            if req.headers:
-                call.headers.update(req.headers)
-            if adapter.trace_header:
-                call.headers[adapter.trace_header] = job.id
-            reply = await (self._stream(job, lane, call) if req.stream else self._call(job, lane, call))
+            if adapter.transport is not None:  # an SDK binding (boto3) run in a thread pool
+                reply, (job.http_status, job.provider_request_id) = await self._sdk(adapter).run(
+                    lane, key, call, adapter, req
+                )
+            else:
+                if req.headers:
+                    call.headers.update(req.headers)
+                if adapter.trace_header:
+                    call.headers[adapter.trace_header] = job.id
+                reply = await (self._stream(job, lane, call) if req.stream else self._call(job, lane, call))
             outcome = _SUCCESS
             return reply
         except errors.AccelError as exc:
@@ -514,6 +652,16 @@ class Engine:
             raise self._annotate(error, job, lane) from None
         finally:
             self._release(lane, outcome, error)
+
+    def _sdk(self, adapter: Adapter) -> SdkRunner:
+        runner = self._sdk_runners.get(adapter.id)
+        if runner is None:
+            cfg, settings = self.settings.providers[adapter.id], self.settings
+            width = cfg.concurrency * max(1, len(cfg.keys))
+            runner = self._sdk_runners[adapter.id] = SdkRunner(
+                adapter.transport, cfg.options, settings.connect_timeout_s, settings.read_timeout_s, width
+            )
+        return runner
 
     async def _discover(self, adapter: Adapter, lane: Lane) -> None:
         """Run the adapter's discovery call once per lane; concurrent requests share it, and
@@ -546,7 +694,7 @@ class Engine:
             error.message = self.redact(error.message)
             error.args = (error.message,)
             raise error
-        return decode_json(body, adapter.id, resp.status)
+        return decode_json(body, adapter.id, resp.status) if body.strip() else None  # e.g. a health check
 
     async def _call(self, job: Job, lane: Lane, call: HttpCall) -> Reply:
         adapter = job.adapter
@@ -640,7 +788,8 @@ class Engine:
         if isinstance(exc, errors.AuthenticationError) and lane.key is not None:
             exc.message = f"{exc.message} [key {lane.label}]"
             exc.args = (exc.message,)
-            exc.hint = f"set a valid {_key_env(job.request.provider)} or run `%accel keys`"
+            if job.adapter.key_env:
+                exc.hint = f"set a valid {_key_env(job.request.provider)} or run `%accel keys`"
         return exc
 
     def _release(self, lane: Lane, outcome: int, error: errors.AccelError | None) -> None:
@@ -679,6 +828,9 @@ class Engine:
         return self._cache
 
     def _succeed(self, job: Job, reply: Reply) -> None:
+        if job.members is not None:
+            self._settle_batch(job, reply, None)
+            return
         req = job.request
         usage = reply.usage
         if usage is None:
@@ -708,9 +860,40 @@ class Engine:
         self._finish(job, response, None, result)
 
     def _fail(self, job: Job, error: errors.AccelError) -> None:
+        if job.members is not None:
+            self._settle_batch(job, None, error)
+            return
         error.provider = error.provider or job.request.provider
         error.request_id = error.request_id or job.id
         self._finish(job, None, error)
+
+    def _settle_batch(self, batch: Job, reply: Reply | None, error: errors.AccelError | None) -> None:
+        """A coalesced batch ended: its reply is split by rows, and each member is answered,
+        tracked and recorded as its own request (with the batch's start, attempts and key)."""
+        if batch.state == _DONE:
+            return
+        batch.state = _DONE
+        self._left_queue(batch)
+        self._jobs.discard(batch)
+        if batch.grant is not None and not batch.grant.done():
+            batch.grant.cancel()
+        members, replies = batch.members or [], None
+        if reply is not None:
+            try:
+                replies = batch.adapter.split(batch.request, reply, [member.request for member in members])
+            except errors.AccelError as exc:
+                error = exc
+        for index, member in enumerate(members):
+            if member.state == _DONE:  # cancelled or timed out meanwhile: already answered
+                continue
+            member.t_start, member.attempts, member.lane = batch.t_start, batch.attempts, batch.lane
+            member.http_status, member.provider_request_id = batch.http_status, batch.provider_request_id
+            if replies is not None:
+                self._succeed(member, replies[index])
+            else:
+                failure = copy.copy(error)
+                failure.request_id = None  # each member's own id
+                self._fail(member, failure)
 
     def _finish(self, job: Job, response: Response | None, error: errors.AccelError | None, result: Any = None) -> None:
         if job.state == _DONE:
@@ -740,7 +923,10 @@ class Engine:
         store = self.settings.store_content
         prompt: Any = None
         if store:
-            prompt = {"system": req.system, "messages": req.messages} if req.messages else req.inputs
+            if req.messages:
+                prompt = {"system": req.system, "messages": req.messages}
+            else:
+                prompt = req.inputs if req.inputs else job.adapter.summary(req)
         now = self._clock()
         started = job.t_start or now
         return {
@@ -802,6 +988,9 @@ class Engine:
         for pool in self._pools.values():
             if pool.wake is not None:
                 pool.wake.cancel()
+        self._coalescer.close()
+        for runner in self._sdk_runners.values():
+            runner.close()
         await self._transport.close()
 
     def _snapshot(self) -> dict[str, Any]:

@@ -19,12 +19,15 @@ from .llvm import Llvm
 from .ollama import Ollama
 from .opea import OPEA
 from .openai import OpenAI
+from .ovms import OVMS
+from .s3 import S3
 from .vllm import VLLM
 
 __all__ = ["Adapter", "adapters", "get_adapter", "parse_target", "resolve_provider"]
 
 _ADAPTERS: dict[str, Adapter] = {
-    a.id: a for a in (Anthropic(), OpenAI(), Groq(), Gemini(), TGI(), TEI(), Ollama(), Llvm(), VLLM(), OPEA())
+    a.id: a
+    for a in (Anthropic(), OpenAI(), Groq(), Gemini(), TGI(), TEI(), Ollama(), Llvm(), VLLM(), OPEA(), OVMS(), S3())
 }
 _ALIASES: dict[str, str] = {alias: a.id for a in _ADAPTERS.values() for alias in a.aliases}
 

@@ -13,9 +13,10 @@ import json
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Hashable, Mapping
 
 from .. import errors
+from ..secret import Secret
 from ..types import Request, Usage
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "HttpCall",
     "RateLimits",
     "Reply",
+    "SdkCall",
     "classify_status",
     "parse_duration",
     "parse_json",
@@ -41,6 +43,15 @@ class HttpCall:
     headers: dict[str, str]
     json: Any = None
     empty_ok: bool = False  # the reply may have no body (Ollama's DELETE): ``parse`` then gets ``None``
+
+
+@dataclass(slots=True)
+class SdkCall:
+    """One call of a blocking SDK (for an adapter with a ``transport``): a method and its arguments."""
+
+    method: str
+    params: dict[str, Any]
+    progress: Any = None  # told of bytes moved, for a progress bar
 
 
 @dataclass(slots=True)
@@ -98,7 +109,7 @@ class Adapter:
     key_env: ClassVar[tuple[str, ...]] = ()
     base_url_env: ClassVar[tuple[str, ...]] = ()
     default_base_url: ClassVar[str]
-    sim_path: ClassVar[str]
+    sim_path: ClassVar[str | None]  # None: the simulator does not speak this API (S3 is tested on moto)
     default_model: ClassVar[str]
     default_embed_model: ClassVar[str | None] = None
     models: ClassVar[tuple[str, ...]] = ()
@@ -113,6 +124,18 @@ class Adapter:
     #: Further servers of one API, by name -> (env var, default port on the base URL's host):
     #: OPEA's microservices.  ``service`` says which one a request goes to.
     services: ClassVar[dict[str, tuple[str, int]]] = {}
+    #: How calls are sent: ``None`` is HTTP through the engine's aiohttp pool; otherwise the
+    #: ``"module:Class"`` of an SDK binding (``accel_nb.sdk``) whose blocking calls the engine
+    #: runs in a thread pool — imported on first use, so e.g. boto3 loads only when S3 is used.
+    transport: ClassVar[str | None] = None
+    #: Extra settings this API takes in ``[providers.<id>]``, with their defaults.
+    options: ClassVar[Mapping[str, Any]] = {}
+    #: ``infer`` takes named tensors (KServe v2) rather than one JSON value.
+    tensors: ClassVar[bool] = False
+    #: Kinds whose requests need their model described first (see ``describe``).
+    described_kinds: ClassVar[frozenset[str]] = frozenset()
+    #: ``(max_size, delay_ms)`` defaults when requests can be coalesced (see ``merge_key``).
+    batch: ClassVar[tuple[int, float] | None] = None
 
     # -- requests -----------------------------------------------------------------
     def build(self, req: Request, base_url: str, key: str | None, info: Any = None) -> HttpCall:
@@ -183,6 +206,47 @@ class Adapter:
     def timings(self, raw: Any) -> dict[str, float] | None:
         """Server-reported durations in seconds, read from a reply's last JSON (``Response.timings``)."""
         return None
+    # -- models that must be described before use ------------------------------------
+    def describe(self, req: Request, base_url: str, key: str | None) -> list[HttpCall]:
+        """Calls that describe ``req``'s model, tried in order until one is not a 404 (a current
+        route first, a legacy one after).  The engine makes them once per model, before the
+        model's first request, and hands what ``learn_model`` kept to ``prepare``."""
+        return []
+
+    def learn_model(self, index: int, body: Any) -> Any:
+        """What to keep from the reply to ``describe(...)[index]``."""
+        return body
+
+    def prepare(self, req: Request, description: Any) -> None:
+        """Check ``req`` against its model before it is queued or batched: raise a
+        ``BadRequestError`` that names what is wrong and what the model expects.  May complete
+        the request's payload with what ``build`` needs."""
+
+    # -- coalescing: several small requests sent as one call ---------------------------
+    def merge_key(self, req: Request) -> Hashable | None:
+        """Requests with equal keys can be sent as one call; ``None``: this one cannot."""
+        return None
+
+    def rows(self, req: Request) -> int:
+        """How much of a batch ``req`` fills (its tensors' first dimension)."""
+        return 1
+
+    def merge(self, reqs: list[Request]) -> Request:
+        """One request doing the work of ``reqs`` (all with the same ``merge_key``)."""
+        raise NotImplementedError
+
+    def split(self, req: Request, reply: Reply, parts: list[Request]) -> list[Reply]:
+        """The reply to a merged ``req`` cut back into one reply per part, in order."""
+        raise NotImplementedError
+
+    # -- keys and records ---------------------------------------------------------------
+    def secret_parts(self, key: Secret) -> list[Secret]:
+        """Every string of ``key`` that must be redacted (a compound key's secret half, too)."""
+        return [key]
+
+    def summary(self, req: Request) -> Any:
+        """What the ledger keeps as the request, for kinds other than chat and embed."""
+        return req.params or None
 
     # -- helpers for subclasses -----------------------------------------------------
     def check_kind(self, req: Request) -> None:

@@ -393,10 +393,15 @@ class Protocol:
             return await self._stream_frames(call, job, fault, pace)
         if streaming:
             return await self._stream(call, job, fault, pace)
-        if pace is not None:
-            await asyncio.sleep(pace.ttft_s + job.output_tokens / pace.tokens_per_s)
+        await self.work(call, job, pace)
         body = self.reply(call, job) if isinstance(job, Chat) else job.body
         return await self._send(call, body, fault)
+
+    async def work(self, call: Call, job: Job, pace: Pace | None) -> None:
+        """The time the server spends before a whole (not streamed) reply: the time to the first
+        token, then the rest at the pace.  A protocol with another cost model overrides it."""
+        if pace is not None:
+            await asyncio.sleep(pace.ttft_s + job.output_tokens / pace.tokens_per_s)
 
     async def _body(self, request: web.Request) -> dict[str, Any]:
         try:
@@ -443,7 +448,7 @@ class Protocol:
         return web.Response(status=failure.status, body=json.dumps(body).encode(), headers=headers)
 
     async def _send(self, call: Call, body: Any, fault: Fault | None) -> web.StreamResponse:
-        data = b"" if body is None else json.dumps(body).encode()  # None: an empty 200 (Ollama's delete)
+        data = b"" if body is None else json.dumps(body).encode()  # None: an empty 200 (a delete, a health check)
         headers = self._headers(call, "application/json")
         name = fault.name if fault is not None else None
         if name == "malformed":

@@ -32,6 +32,7 @@ from .llvm import Llvm
 from .ollama import Ollama
 from .opea import OPEA
 from .openai import OpenAI
+from .ovms import OVMS
 from .tei import TEI
 from .tgi import TGI
 from .vllm import VLLM
@@ -39,7 +40,7 @@ from .vllm import VLLM
 __all__ = ["PROTOCOLS", "Latency", "Pace", "RateBook", "SimServer", "SimState", "Stats", "Window", "build_app", "serve"]
 
 #: Every simulated API.  Adding one is a module with a ``Protocol`` subclass and an entry here.
-PROTOCOLS: tuple[type[Protocol], ...] = (Anthropic, OpenAI, Groq, Gemini, TGI, TEI, Ollama, Llvm, VLLM, OPEA)
+PROTOCOLS: tuple[type[Protocol], ...] = (Anthropic, OpenAI, Groq, Gemini, TGI, TEI, Ollama, Llvm, VLLM, OPEA, OVMS)
 
 DEFAULT_RPM = 10_000
 DEFAULT_TPM = 10_000_000
