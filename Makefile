@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/pip --disable-pip-version-check -q
 
-.PHONY: demo test bench lint setup clean
+.PHONY: demo test bench lint setup clean browser
 
 $(VENV)/.installed-%: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,9 +19,15 @@ setup: $(VENV)/.installed-test
 demo: $(VENV)/.installed-test
 	$(BIN)/accel-nb demo
 
-## test: the whole test suite, as CI runs it
-test: $(VENV)/.installed-test
+## test: the whole test suite, as CI runs it (browser tests drive Debian's Chromium)
+test: $(VENV)/.installed-test browser
 	$(BIN)/python -m pytest
+
+# Debian's Chromium for the browser tests; Playwright drives it, it never downloads one.
+browser:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 ## bench: the speed benchmarks, side by side, printing ratios
 bench: $(VENV)/.installed-dev
