@@ -54,3 +54,28 @@ def moto_server() -> Iterator[Any]:
     server = start_moto()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def make_client(sim: SimServer) -> Iterator[Callable[..., Any]]:
+    """Clients talking to the test's simulator (``sim_url`` unless given), closed after the test.
+    Keyword arguments are the config dict; ``keys=`` is passed as the run-time keys."""
+    import accel_nb
+
+    clients: list[Any] = []
+
+    def make(**config: Any) -> Any:
+        keys = config.pop("keys", None)
+        config.setdefault("sim_url", sim.url)
+        clients.append(accel_nb.Client(config, keys=keys))
+        return clients[-1]
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def client(make_client: Callable[..., Any]) -> Any:
+    """A client of the test's simulator."""
+    return make_client()

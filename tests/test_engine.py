@@ -15,27 +15,6 @@ CHAT_PROVIDERS = ["claude", "openai", "groq", "gemini"]
 KEY = "sk-test-DISTINCTIVE-key-9f3k"
 
 
-@pytest.fixture
-def make_client(sim):
-    clients = []
-
-    def make(**config):
-        keys = config.pop("keys", None)
-        config.setdefault("sim_url", sim.url)
-        client = accel_nb.Client(config, keys=keys)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.close()
-
-
-@pytest.fixture
-def client(make_client):
-    return make_client()
-
-
 def requests_to(sim, provider):
     return sim.stats()["requests"].get(provider, 0)
 

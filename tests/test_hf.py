@@ -16,26 +16,6 @@ from accel_nb.sim.tgi import TGI as SimTGI
 PROMPT = "Explain backpressure in two sentences."
 
 
-@pytest.fixture
-def make_client(sim):
-    clients = []
-
-    def make(**config):
-        keys = config.pop("keys", None)
-        config.setdefault("sim_url", sim.url)
-        clients.append(accel_nb.Client(config, keys=keys))
-        return clients[-1]
-
-    yield make
-    for client in clients:
-        client.close()
-
-
-@pytest.fixture
-def client(make_client):
-    return make_client()
-
-
 def sent(sim, route: str) -> int:
     """Requests that reached one route (discovery's GET /info is counted apart)."""
     return sim.stats()["routes"].get(route, 0)

@@ -18,12 +18,6 @@ VLLM_MODEL = "meta-llama/Llama-3.2-1B-Instruct"
 PROMPT = "Explain backpressure in two sentences."
 
 
-@pytest.fixture
-def client(sim):
-    with accel_nb.Client({"sim_url": sim.url}) as client:
-        yield client
-
-
 def sent(sim, provider: str) -> int:
     return sim.stats()["requests"].get(provider, 0)
 

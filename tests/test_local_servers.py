@@ -33,26 +33,6 @@ STREAMS: dict[str, Callable[[accel_nb.Client], Any]] = {
 }
 
 
-@pytest.fixture
-def make_client(sim):
-    clients = []
-
-    def make(**config: Any) -> accel_nb.Client:
-        keys = config.pop("keys", None)
-        config.setdefault("sim_url", sim.url)
-        clients.append(accel_nb.Client(config, keys=keys))
-        return clients[-1]
-
-    yield make
-    for client in clients:
-        client.close()
-
-
-@pytest.fixture
-def client(make_client):
-    return make_client()
-
-
 def sent(sim, provider: str) -> int:
     return sim.stats()["requests"].get(provider, 0)
 

@@ -17,12 +17,6 @@ from accel_nb.tokens import count_tokens, estimate_prompt_tokens
 PROMPT = "Explain backpressure in two sentences."
 
 
-@pytest.fixture
-def client(sim):
-    with accel_nb.Client({"sim_url": sim.url}) as client:
-        yield client
-
-
 def sent(sim) -> int:
     return sim.stats()["requests"].get("ollama", 0)
 

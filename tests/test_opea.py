@@ -7,7 +7,6 @@ import asyncio
 import httpx
 import pytest
 
-import accel_nb
 from accel_nb import errors
 from accel_nb.config import load_settings
 from accel_nb.sim.opea import CORPUS
@@ -15,12 +14,6 @@ from accel_nb.sim.textgen import answer, generate
 from accel_nb.tokens import count_tokens, estimate_prompt_tokens
 
 QUESTION = "What is the reranking microservice for?"
-
-
-@pytest.fixture
-def client(sim):
-    with accel_nb.Client({"sim_url": sim.url}) as client:
-        yield client
 
 
 def sent(sim) -> int:

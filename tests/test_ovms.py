@@ -14,26 +14,6 @@ from accel_nb import errors
 from accel_nb.tensors import DATATYPES
 
 
-@pytest.fixture
-def make_client(sim):
-    clients = []
-
-    def make(**config):
-        config.setdefault("sim_url", sim.url)
-        client = accel_nb.Client(config)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.close()
-
-
-@pytest.fixture
-def client(make_client):
-    return make_client()
-
-
 def routes(sim, method, path):
     return sim.stats()["routes"].get(f"{method} /ovms{path}", 0)
 
