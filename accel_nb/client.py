@@ -15,7 +15,8 @@ import json
 import queue
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from . import batching, errors, registry
 from .config import Settings, load_settings
@@ -31,12 +32,11 @@ from .types import _NO_HEADERS, Chunk, Priority, Request, Response, Usage
 
 if TYPE_CHECKING:
     from .ovmskit import OVMSKit
-    from .results import Inference, Results
+    from .results import Results
     from .s3kit import S3Kit
     from .servers.llvm import LlvmServer
     from .servers.ollama import OllamaServer
     from .servers.opea import OpeaServices
-    from .tensors import InferResult
 
 __all__ = [
     "AsyncStream",

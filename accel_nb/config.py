@@ -17,9 +17,10 @@ import dataclasses
 import os
 import sys
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import BadRequestError
 from .providers import Adapter, adapters, resolve_provider

@@ -139,13 +139,13 @@ class ServerError(AccelError):
     retryable_by_default = True
 
 
-class TimeoutError(AccelError):  # noqa: A001 - the taxonomy's name, kept distinct from the builtin
+class TimeoutError(AccelError):
     """No answer, or no complete answer, in time."""
 
     retryable_by_default = True
 
 
-class ConnectionError(AccelError):  # noqa: A001
+class ConnectionError(AccelError):
     """The connection was refused, reset or never established."""
 
     retryable_by_default = True

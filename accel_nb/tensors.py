@@ -7,7 +7,8 @@ way.  Imported only when tensors are used: numpy never loads at ``import accel_n
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -8,7 +8,8 @@ no vocabulary to download.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 __all__ = ["count_tokens", "estimate_prompt_tokens", "split_tokens"]
 

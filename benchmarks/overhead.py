@@ -19,7 +19,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from _common import cpu_note, pin, print_table, start_sim
 
@@ -40,7 +41,7 @@ async def drive(send: Callable[[], Awaitable[Any]], n: int, concurrency: int) ->
             remaining -= 1
             await send()
 
-    for warm in range(2):  # warm connections and caches, not measured
+    for _ in range(2):  # warm connections and caches, not measured
         remaining = min(200, n)
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     remaining = n

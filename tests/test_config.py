@@ -75,7 +75,7 @@ def test_sim_url_points_every_provider_at_the_simulator():
 def test_unknown_settings_are_rejected_with_the_valid_ones():
     with pytest.raises(errors.BadRequestError, match=r"unknown setting providers.openai.concurency.*concurrency"):
         settings({"providers": {"openai": {"concurency": 3}}})
-    with pytest.raises(errors.BadRequestError, match="unknown setting config.retries"):
+    with pytest.raises(errors.BadRequestError, match=r"unknown setting config\.retries"):
         settings({"retries": {}})
     with pytest.raises(errors.BadRequestError, match="unknown provider"):
         settings({"providers": {"opneai": {}}})

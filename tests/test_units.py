@@ -100,7 +100,7 @@ def test_key_pool_rotates_and_skips_cooling_keys():
     pool = KeyPool(lanes, "round_robin")
     picked = []
     for _ in range(3):
-        chosen, wait = pool.pick(0)
+        chosen, _ = pool.pick(0)
         chosen.start(0)
         picked.append(chosen)
     assert picked == lanes and pool.pick(0) == (None, float("inf"))

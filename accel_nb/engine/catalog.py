@@ -10,7 +10,8 @@ fetch is not kept, so the next request asks again.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any
 
 __all__ = ["MISSING", "ModelCatalog"]
 

@@ -11,7 +11,8 @@ latency and timeout.  A request already as large as a batch is never held.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Callable, Hashable
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING
 
 from ..config import BatchSettings
 

@@ -18,8 +18,9 @@ import itertools
 import logging
 import random
 import time
+from collections.abc import Callable, Coroutine
 from functools import partial
-from typing import Any, Callable, Coroutine
+from typing import Any
 
 import aiohttp
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
-import asyncio
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..secret import Secret
 from .breaker import CircuitBreaker

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import threading
-from typing import Any, Callable, Coroutine
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 __all__ = ["EngineLoop", "Mailbox"]
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import collections
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["Event", "ProviderMetrics", "Tracker", "percentile"]
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .. import errors
 from ..types import Request, Usage
@@ -93,10 +93,7 @@ class Anthropic(Adapter):
         )
 
     def parse_frame(self, req: Request, event: str | None, data: str) -> Delta | None:
-        try:
-            frame = json.loads(data)
-        except ValueError:
-            raise protocol_error("claude stream frame is not JSON", data) from None
+        frame = self.frame_json(data)
         kind = frame.get("type", event)
         if kind == "content_block_delta":
             return Delta(text=frame.get("delta", {}).get("text", ""), raw=frame)

@@ -12,8 +12,9 @@ import email.utils
 import json
 import re
 import time
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Hashable, Mapping
+from typing import Any, ClassVar
 
 from .. import errors
 from ..secret import Secret
@@ -249,6 +250,13 @@ class Adapter:
         return req.params or None
 
     # -- helpers for subclasses -----------------------------------------------------
+    def frame_json(self, data: str) -> Any:
+        """One stream frame's JSON; a ``ProtocolError`` showing its first bytes when it is not."""
+        try:
+            return json.loads(data)
+        except ValueError:
+            raise protocol_error(f"{self.id} stream frame is not JSON", data) from None
+
     def check_kind(self, req: Request) -> None:
         if req.kind not in self.kinds:
             supported = ", ".join(sorted(self.kinds))

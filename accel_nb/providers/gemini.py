@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .. import errors
 from ..types import Request, Usage
@@ -110,10 +110,7 @@ class Gemini(Adapter):
         )
 
     def parse_frame(self, req: Request, event: str | None, data: str) -> Delta | None:
-        try:
-            frame = json.loads(data)
-        except ValueError:
-            raise protocol_error("gemini stream frame is not JSON", data) from None
+        frame = self.frame_json(data)
         if "error" in frame:
             return Delta(error=self._error(frame, 500, {}, data))
         return self._delta(frame)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Mapping
+from collections.abc import Mapping
+from typing import ClassVar
 
 from .. import errors
 from .openai import OpenAICompatible

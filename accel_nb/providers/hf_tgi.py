@@ -20,7 +20,6 @@ or 422; TGI sends no ``x-request-id``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -125,10 +124,7 @@ class TGI(OpenAICompatible):
     def parse_frame(self, req: Request, event: str | None, data: str) -> Delta | None:
         if req.kind == "chat":
             return super().parse_frame(req, event, data)
-        try:
-            frame = json.loads(data)
-        except ValueError:
-            raise protocol_error("TGI stream frame is not JSON", data) from None
+        frame = self.frame_json(data)
         if "error" in frame:
             return Delta(error=frame_error(frame, self.title))
         token = frame.get("token") or {}

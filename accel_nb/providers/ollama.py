@@ -10,7 +10,6 @@ caller's progress bar, not into the text.
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 import urllib.parse
 from collections.abc import Mapping
@@ -142,10 +141,7 @@ class Ollama(Adapter):
                      model=body.get("model"), raw=body)
 
     def parse_frame(self, req: Request, event: str | None, data: str) -> Delta | None:
-        try:
-            frame = json.loads(data)
-        except ValueError:
-            raise protocol_error("ollama stream line is not JSON", data) from None
+        frame = self.frame_json(data)
         if not isinstance(frame, dict):
             raise protocol_error("ollama stream line is not an object", data)
         if "error" in frame:

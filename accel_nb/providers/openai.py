@@ -7,8 +7,8 @@ a provider changes only what differs (its URL prefix, a usage field, an error co
 
 from __future__ import annotations
 
-import json
-from typing import Any, ClassVar, Mapping
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from .. import errors
 from ..types import Request, Usage
@@ -94,10 +94,7 @@ class OpenAICompatible(Adapter):
     def parse_frame(self, req: Request, event: str | None, data: str) -> Delta | None:
         if data == "[DONE]":
             return None
-        try:
-            frame = json.loads(data)
-        except ValueError:
-            raise protocol_error(f"{self.id} stream frame is not JSON", data) from None
+        frame = self.frame_json(data)
         if "error" in frame:
             return Delta(error=self.stream_error(frame))
         delta = Delta(raw=frame)

@@ -20,8 +20,9 @@ numpy is imported only inside tensor methods, never when this module loads.
 from __future__ import annotations
 
 import json
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Hashable, Mapping
+from typing import Any
 from urllib.parse import quote
 
 from .. import errors

@@ -13,8 +13,9 @@ bytes, not tokens: ``input_tokens`` = bytes sent, ``output_tokens`` = bytes rece
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from .. import errors
 from ..secret import Secret

@@ -12,7 +12,8 @@ through boto3's transfer manager: multipart above the threshold, progress told t
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .. import errors
 from ..providers.base import SdkCall
