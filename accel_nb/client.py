@@ -892,11 +892,12 @@ def _params(options: dict[str, Any], provider: str) -> dict[str, Any]:
     extra = options.pop("params", None) or {}
     if not isinstance(extra, Mapping):
         raise errors.BadRequestError(f"params must be a dict, not {type(extra).__name__}", provider=provider)
-    try:
-        json.dumps(extra)
-    except (TypeError, ValueError) as exc:
-        raise errors.BadRequestError(f"params must be JSON-serializable: {exc}", provider=provider) from None
-    params.update(extra)
+    if extra:
+        try:
+            json.dumps(extra)
+        except (TypeError, ValueError) as exc:
+            raise errors.BadRequestError(f"params must be JSON-serializable: {exc}", provider=provider) from None
+        params.update(extra)
     return params
 
 

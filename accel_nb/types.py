@@ -24,10 +24,13 @@ class Priority(enum.IntEnum):
             return value
         if isinstance(value, str):
             try:
-                return cls[value.strip().upper()]
+                return _PRIORITY_NAMES[value] if value in _PRIORITY_NAMES else cls[value.strip().upper()]
             except KeyError:
                 raise ValueError(f"priority must be high, normal or low, not {value!r}") from None
         return cls(value)
+
+
+_PRIORITY_NAMES = {p.name.lower(): p for p in Priority}
 
 
 @dataclass(slots=True)

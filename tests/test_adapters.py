@@ -145,12 +145,17 @@ def test_openai_errors():
 
 def test_openai_rate_limit_headers():
     limits = get_adapter("openai").rate_limits({
-        "x-ratelimit-limit-requests": "500", "x-ratelimit-remaining-requests": "499",
+        "x-ratelimit-limit-requests": "500", "x-ratelimit-remaining-requests": "20",
         "x-ratelimit-reset-requests": "120ms", "x-ratelimit-limit-tokens": "200000",
-        "x-ratelimit-remaining-tokens": "199000", "x-ratelimit-reset-tokens": "6m0s",
+        "x-ratelimit-remaining-tokens": "40000", "x-ratelimit-reset-tokens": "6m0s",
     })
-    assert limits.requests_remaining == 499 and limits.requests_reset_s == pytest.approx(0.12)
+    assert limits.requests_remaining == 20 and limits.requests_reset_s == pytest.approx(0.12)
     assert limits.tokens_reset_s == 360.0
+    plenty = get_adapter("openai").rate_limits({
+        "x-ratelimit-limit-requests": "500", "x-ratelimit-remaining-requests": "499",
+        "x-ratelimit-reset-requests": "120ms",
+    })
+    assert plenty.requests_remaining == 499 and plenty.requests_reset_s is None  # nothing to pace yet
 
 
 def test_openai_embeddings():
@@ -230,10 +235,10 @@ def test_anthropic_errors():
 
 def test_anthropic_rate_limit_headers():
     limits = get_adapter("claude").rate_limits({
-        "anthropic-ratelimit-requests-limit": "50", "anthropic-ratelimit-requests-remaining": "49",
+        "anthropic-ratelimit-requests-limit": "50", "anthropic-ratelimit-requests-remaining": "4",
         "anthropic-ratelimit-requests-reset": "2099-01-01T00:00:00Z",
     })
-    assert limits.requests_remaining == 49 and limits.requests_reset_s > 1e6
+    assert limits.requests_remaining == 4 and limits.requests_reset_s > 1e6
 
 
 # -- Gemini ----------------------------------------------------------------------------------

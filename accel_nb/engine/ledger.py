@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import operator
 from typing import Any, Protocol
 
 from .sqlite import SqliteStore
@@ -78,11 +79,14 @@ class SqliteLedger(SqliteStore):
 
     _INSERT = f"INSERT OR REPLACE INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
+    _VALUES = operator.itemgetter(*COLUMNS)
+    _PROMPT = COLUMNS.index("prompt")
+
     def record(self, row: dict[str, Any]) -> None:
-        values = [row.get(name) for name in COLUMNS]
-        prompt = row.get("prompt")
+        values = self._VALUES(row)
+        prompt = values[self._PROMPT]
         if prompt is not None and not isinstance(prompt, str):
-            values[COLUMNS.index("prompt")] = json.dumps(prompt, ensure_ascii=False)
+            values = (*values[: self._PROMPT], json.dumps(prompt, ensure_ascii=False), *values[self._PROMPT + 1 :])
         self.write(self._INSERT, values)
 
     def query(

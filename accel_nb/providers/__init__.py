@@ -39,6 +39,8 @@ def adapters() -> dict[str, Adapter]:
 
 def resolve_provider(name: str) -> str:
     """A provider id from an id or alias; a helpful error for anything else."""
+    if name in _ADAPTERS:  # the common case, on every request
+        return name
     key = name.strip().lower()
     if key in _ADAPTERS:
         return key
@@ -54,7 +56,8 @@ def resolve_provider(name: str) -> str:
 
 
 def get_adapter(provider: str) -> Adapter:
-    return _ADAPTERS[resolve_provider(provider)]
+    adapter = _ADAPTERS.get(provider)
+    return adapter if adapter is not None else _ADAPTERS[resolve_provider(provider)]
 
 
 def parse_target(target: str) -> tuple[str, str | None]:

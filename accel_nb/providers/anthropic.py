@@ -9,7 +9,18 @@ from typing import Any
 
 from .. import errors
 from ..types import Request, Usage
-from .base import Adapter, Delta, HttpCall, RateLimits, Reply, classify_status, parse_json, protocol_error, snippet
+from .base import (
+    Adapter,
+    Delta,
+    HttpCall,
+    RateLimits,
+    Reply,
+    classify_status,
+    parse_json,
+    protocol_error,
+    running_low,
+    snippet,
+)
 
 __all__ = ["Anthropic"]
 
@@ -141,13 +152,18 @@ class Anthropic(Adapter):
             except (KeyError, ValueError):
                 return None
 
+        def reset(kind: str, limit: float | None, remaining: float | None) -> float | None:
+            return _seconds_until(headers.get(prefix + kind + "-reset")) if running_low(limit, remaining) else None
+
+        requests_limit, requests_left = number("requests-limit"), number("requests-remaining")
+        tokens_limit, tokens_left = number("tokens-limit"), number("tokens-remaining")
         return RateLimits(
-            requests_limit=number("requests-limit"),
-            requests_remaining=number("requests-remaining"),
-            requests_reset_s=_seconds_until(headers.get(prefix + "requests-reset")),
-            tokens_limit=number("tokens-limit"),
-            tokens_remaining=number("tokens-remaining"),
-            tokens_reset_s=_seconds_until(headers.get(prefix + "tokens-reset")),
+            requests_limit=requests_limit,
+            requests_remaining=requests_left,
+            requests_reset_s=reset("requests", requests_limit, requests_left),
+            tokens_limit=tokens_limit,
+            tokens_remaining=tokens_left,
+            tokens_reset_s=reset("tokens", tokens_limit, tokens_left),
         )
 
 

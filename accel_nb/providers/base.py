@@ -33,6 +33,7 @@ __all__ = [
     "parse_json",
     "protocol_error",
     "retry_hint",
+    "running_low",
     "snippet",
 ]
 
@@ -333,6 +334,12 @@ def classify_status(
     if retry_after_s is None:
         retry_after_s = retry_hint(headers, message)
     return cls(message, status=status, retryable=retryable, retry_after_s=retry_after_s, hint=_HINTS.get(cls))
+
+
+def running_low(limit: float | None, remaining: float | None) -> bool:
+    """Whether a budget is worth pacing: half of it spent.  Until then a reply's reset time
+    (a duration or a date to parse, on every reply) tells the limiter nothing it needs."""
+    return remaining is not None and (not limit or remaining < limit / 2)
 
 
 _TRY_AGAIN = re.compile(r"try again in ((?:\d+(?:\.\d+)?(?:ms|h|m|s))+)", re.IGNORECASE)

@@ -22,6 +22,7 @@ from .base import (
     parse_duration,
     parse_json,
     protocol_error,
+    running_low,
     snippet,
 )
 
@@ -165,17 +166,19 @@ def openai_rate_limits(headers: Mapping[str, str]) -> RateLimits | None:
         except ValueError:
             return None
 
-    def duration(name: str) -> float | None:
-        value = headers.get(name)
+    def duration(name: str, limit: float | None, remaining: float | None) -> float | None:
+        value = headers.get(name) if running_low(limit, remaining) else None
         return parse_duration(value) if value else None
 
+    requests_limit, requests_left = number("x-ratelimit-limit-requests"), number("x-ratelimit-remaining-requests")
+    tokens_limit, tokens_left = number("x-ratelimit-limit-tokens"), number("x-ratelimit-remaining-tokens")
     return RateLimits(
-        requests_limit=number("x-ratelimit-limit-requests"),
-        requests_remaining=number("x-ratelimit-remaining-requests"),
-        requests_reset_s=duration("x-ratelimit-reset-requests"),
-        tokens_limit=number("x-ratelimit-limit-tokens"),
-        tokens_remaining=number("x-ratelimit-remaining-tokens"),
-        tokens_reset_s=duration("x-ratelimit-reset-tokens"),
+        requests_limit=requests_limit,
+        requests_remaining=requests_left,
+        requests_reset_s=duration("x-ratelimit-reset-requests", requests_limit, requests_left),
+        tokens_limit=tokens_limit,
+        tokens_remaining=tokens_left,
+        tokens_reset_s=duration("x-ratelimit-reset-tokens", tokens_limit, tokens_left),
     )
 
 
