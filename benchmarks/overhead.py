@@ -3,7 +3,10 @@
 The simulator (zero-latency mode) serves an OpenAI-compatible API in its own
 process pinned to one core; each client runs in a fresh process pinned to the
 other core, sends N requests at concurrency C (and a streaming variant of about
-20 frames each), and reports requests per second.  Ratios are against raw aiohttp.
+20 frames each), and reports requests per second.  Ratios are against raw aiohttp,
+which encodes each request's JSON as a caller with varying prompts must.  Clients
+run in alternating rounds and each one's best round counts, so a busy moment on a
+shared machine does not decide a ratio.
 
     python benchmarks/overhead.py                 # 3000 requests, concurrency 64
     python benchmarks/overhead.py -n 500 --json   # quick, machine-readable
@@ -89,9 +92,9 @@ async def run_client(name: str, base: str, stream: bool, n: int, concurrency: in
         import aiohttp
 
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-            data = json.dumps(payload).encode()
 
             async def send() -> None:
+                data = json.dumps(payload).encode()  # per request, as a caller with varying prompts must
                 async with session.post(url, data=data, headers=headers) as resp:
                     if stream:
                         async for line in resp.content:
@@ -180,6 +183,7 @@ def main() -> int:
     parser.add_argument("-n", type=int, default=3000, help="requests per client and mode")
     parser.add_argument("-c", "--concurrency", type=int, default=64)
     parser.add_argument("--clients", default=",".join(CLIENTS), help="comma-separated subset of " + ",".join(CLIENTS))
+    parser.add_argument("--repeat", type=int, default=3, help="alternating rounds; the best rate of each counts")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--base", help=argparse.SUPPRESS)
@@ -191,13 +195,16 @@ def main() -> int:
         return 0
 
     clients = [c.strip() for c in args.clients.split(",") if c.strip()]
-    results: dict[str, dict[str, float | None]] = {}
+    results: dict[str, dict[str, float | None]] = {c: {"chat": None, "stream": None} for c in clients}
     with start_sim(core=1) as sim_url:
         base = sim_url + "/openai/v1"
-        for client in clients:
-            results[client] = {mode: measure(client, base, mode == "stream", args.n, args.concurrency)
-                               for mode in ("chat", "stream")}
-            print(f"  measured {client}: {results[client]}", file=sys.stderr)
+        for _ in range(args.repeat):  # alternating rounds; the best of each is the headline
+            for client in clients:
+                for mode in ("chat", "stream"):
+                    rate = measure(client, base, mode == "stream", args.n, args.concurrency)
+                    best = results[client][mode]
+                    results[client][mode] = rate if best is None or (rate is not None and rate > best) else best
+                print(f"  measured {client}: {results[client]}", file=sys.stderr)
     if args.json:
         print(json.dumps(results))
         return 0
@@ -209,8 +216,8 @@ def main() -> int:
             rate, ref = rates.get(mode), base_rates.get(mode)
             row += ["failed" if rate is None else f"{rate:,.0f}", f"{rate / ref:.2f}×" if rate and ref else "–"]
         rows.append(row)
-    print(f"\nEngine overhead: {args.n} requests at concurrency {args.concurrency}; "
-          f"streams of ~{STREAM_TOKENS} frames. {cpu_note()}")
+    print(f"\nEngine overhead: {args.n} requests at concurrency {args.concurrency}; streams of "
+          f"~{STREAM_TOKENS} frames; best of {args.repeat} alternating rounds. {cpu_note()}")
     print_table(["client", "req/s", "vs aiohttp", "streams/s", "vs aiohttp"], rows)
     ours, raw = results.get("accel_nb", {}), base_rates
     if ours and raw and all(ours.get(m) and raw.get(m) for m in ("chat", "stream")):
