@@ -11,24 +11,24 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
-import json
 import queue
 import threading
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import batching, errors, registry
+from . import batching, checks, errors, registry
 from .config import Settings, load_settings
 from .engine.core import Engine, Job
 from .engine.loop import Mailbox
-from .engine.sinks import BatchSink, Channel, FutureSink, LoopFutureSink, LoopQueueSink, QueueSink, StreamEnd
+from .engine.sinks import BatchSink, Channel, FutureSink, LoopFutureSink, LoopQueueSink, QueueSink
 from .providers import adapters, get_adapter, parse_target
 from .providers.base import Reply
 from .results import EmbeddingsJoin, Join, Ranking, RankingJoin, SparseEmbeddings, SparseJoin
 from .secret import Secret
 from .stats import Stats
-from .types import _NO_HEADERS, Chunk, Priority, Request, Response, Usage
+from .streams import POLL_S, AsyncStream, Stream, wait_get
+from .types import _NO_HEADERS, Priority, Request, Response, Usage
 
 if TYPE_CHECKING:
     from .ovmskit import OVMSKit
@@ -46,22 +46,7 @@ __all__ = [
     "set_default_client",
 ]
 
-_COMMON = ("max_tokens", "temperature", "top_p", "stop")
-_TEXT_KINDS = ("chat", "generate")  # kinds whose input is a prompt or messages: what `stream` can stream
 _INPUT_KINDS = frozenset({"embed", "rerank", "embed_sparse"})  # a list of texts in, one result per text out
-
-# A blocked wait wakes this often: a SIGINT (kernel interrupt) that lands on another
-# thread is only seen when the main thread runs Python code again.
-_POLL_S = 0.1
-
-
-def _get(q: queue.SimpleQueue[Any]) -> Any:
-    while True:
-        try:
-            return q.get(timeout=_POLL_S)
-        except queue.Empty:
-            continue
-
 
 class Client:
     """One engine (a thread, a connection pool, lanes, a ledger) behind sync and async calls.
@@ -150,7 +135,7 @@ class Client:
         """Iterate ``Chunk``s as they arrive; ``.response`` holds the full ``Response`` at the end.
 
         ``kind="generate"`` streams a raw prompt (see ``generate``) instead of a chat."""
-        job, sink = self._job(_stream_kind(kind), target, prompt, {**options, "stream": True}, QueueSink())
+        job, sink = self._job(checks.stream_kind(kind), target, prompt, {**options, "stream": True}, QueueSink())
         return Stream(self.engine, job, sink)
 
     def astream(
@@ -166,7 +151,7 @@ class Client:
         channel = Channel(loop)
         inbox, outbox = self._link(loop)
         sink = LoopQueueSink(inbox, channel)
-        job, _ = self._job(_stream_kind(kind), target, prompt, {**options, "stream": True}, sink, outbox=outbox)
+        job, _ = self._job(checks.stream_kind(kind), target, prompt, {**options, "stream": True}, sink, outbox=outbox)
         return AsyncStream(self.engine, job, channel)
 
     # -- raw prompts ---------------------------------------------------------------------
@@ -230,11 +215,11 @@ class Client:
                     **options: Any) -> Results:
         """Many inputs in one call (LLVM ``/batch_infer``): a list of outputs in input order,
         with ``.response`` for the call's metadata."""
-        return self._call("infer_batch", target, _batch(inputs), {**options, "params": parameters}, _results)
+        return self._call("infer_batch", target, checks.batch_inputs(inputs), {**options, "params": parameters}, _results)
 
     async def ainfer_batch(self, target: str, inputs: Iterable[Any], *, parameters: Mapping[str, Any] | None = None,
                            **options: Any) -> Results:
-        return await self._acall("infer_batch", target, _batch(inputs), {**options, "params": parameters}, _results)
+        return await self._acall("infer_batch", target, checks.batch_inputs(inputs), {**options, "params": parameters}, _results)
 
     # -- self-hosted servers' own calls ------------------------------------------------------
     @functools.cached_property
@@ -300,7 +285,7 @@ class Client:
     ) -> Ranking:
         """``texts`` by relevance to ``query``, best first: a ``Ranking`` of ``Ranked(index, score,
         text)`` (``text`` only with ``return_text``; ``raw_scores`` skips the sigmoid)."""
-        payload = _rerank_payload(query, return_text, raw_scores)
+        payload = checks.rerank_payload(query, return_text, raw_scores)
         return self._inputs("rerank", target, texts, options, payload, RankingJoin())
 
     async def arerank(
@@ -313,7 +298,7 @@ class Client:
         raw_scores: bool = False,
         **options: Any,
     ) -> Ranking:
-        payload = _rerank_payload(query, return_text, raw_scores)
+        payload = checks.rerank_payload(query, return_text, raw_scores)
         return await self._ainputs("rerank", target, texts, options, payload, RankingJoin())
 
     def embed_sparse(self, target: str, texts: str | Sequence[str], **options: Any) -> SparseEmbeddings:
@@ -356,7 +341,7 @@ class Client:
                     results[index] = self._batch_item(False, exc, raise_on_error)
             with _progress(len(items), len(items) - len(jobs), progress, target) as bar:
                 for _ in range(len(jobs)):
-                    index, ok, value = _get(outcomes)
+                    index, ok, value = wait_get(outcomes)
                     del jobs[index]
                     results[index] = self._batch_item(ok, value, raise_on_error)
                     bar.update(1)
@@ -510,7 +495,7 @@ class Client:
             )
         if inputs is None:
             raise errors.BadRequestError(f"an infer call to {provider} needs an input", provider=provider)
-        return _json_input(inputs), _inference
+        return checks.json_input(inputs), _inference
 
     def _infer_payload(self, target: str, inputs: Any, outputs: Any, version: Any) -> Any:
         from .providers.ovms import InferPayload
@@ -559,7 +544,7 @@ class Client:
         try:
             while True:
                 try:
-                    pieces, response = future.result(timeout=_POLL_S)
+                    pieces, response = future.result(timeout=POLL_S)
                     break
                 except concurrent.futures.TimeoutError:
                     continue
@@ -653,10 +638,10 @@ class Client:
         system = options.pop("system", None)
         headers = dict(options.pop("headers", None) or {}) or _NO_HEADERS
         payload = options.pop("_payload", None)  # kind-specific input set by the client's own methods
-        params = _params(options, provider)
+        params = checks.params(options, provider)
         if kind in _INPUT_KINDS:
             texts = self._texts(kind, target, prompt)
-            _no_more(options, provider)
+            checks.no_more(options, provider)
             return Request(kind, provider, model, inputs=texts, params=params, headers=headers, payload=payload)
         if kind == "generate" and (system is not None or not isinstance(prompt, str)):
             raise errors.BadRequestError(
@@ -664,15 +649,15 @@ class Client:
                 provider=provider,
                 hint="put any instructions into the prompt itself, or use chat",
             )
-        if kind not in _TEXT_KINDS:  # infer, admin, s3…: a payload for the adapter, checked by its front
-            _no_more(options, provider)
+        if kind not in checks.TEXT_KINDS:  # infer, admin, s3…: a payload for the adapter, checked by its front
+            checks.no_more(options, provider)
             if prompt is None:
                 raise errors.BadRequestError(f"a {kind} call needs an input", provider=provider)
             if stream and kind != "admin":  # (a management call may stream its progress: Ollama's pull)
                 raise errors.BadRequestError(f"{kind} calls do not stream", provider=provider)
             return Request(kind, provider, model, params=params, stream=stream, headers=headers, payload=prompt)
-        messages = _messages(prompt, options.pop("messages", None), provider)
-        _no_more(options, provider)
+        messages = checks.messages(prompt, options.pop("messages", None), provider)
+        checks.no_more(options, provider)
         return Request(kind, provider, model, messages, system, params=params, stream=stream, headers=headers)
 
     def _check_key(self, provider: str) -> None:
@@ -695,7 +680,7 @@ class Client:
 
     def _wait(self, job: Job, sink: FutureSink) -> Any:
         try:
-            while not sink.wait(_POLL_S):
+            while not sink.wait(POLL_S):
                 pass
             return sink.result()
         except KeyboardInterrupt:
@@ -730,175 +715,6 @@ class Client:
     def __repr__(self) -> str:
         state = "running" if self._engine is not None else "idle"
         return f"<accel_nb.Client {state}, {len(self.settings.providers)} providers>"
-
-
-class Stream:
-    """A blocking iterator of ``Chunk``s; ``.response`` is set once the stream ends."""
-
-    def __init__(self, engine: Engine, job: Job, sink: QueueSink) -> None:
-        self._engine = engine
-        self._job = job
-        self._queue = sink.queue
-        self._parts: list[str] = []
-        self.response: Response | None = None
-        self._finished = False
-
-    @property
-    def request_id(self) -> str:
-        return self._job.id
-
-    @property
-    def text(self) -> str:
-        """What has arrived so far (all of it, once the stream is done)."""
-        return "".join(self._parts)
-
-    def __iter__(self) -> Iterator[Chunk]:
-        while not self._finished:
-            try:
-                item = _get(self._queue)
-            except KeyboardInterrupt:
-                self.close()
-                raise
-            if isinstance(item, StreamEnd):
-                self._finished = True
-                if not item.ok:
-                    raise item.value
-                self.response = item.value
-                return
-            self._parts.append(item)
-            yield Chunk(item, self._job.id)
-
-    def close(self) -> None:
-        """Stop the stream: the request is cancelled and its connection closed."""
-        if not self._finished:
-            self._finished = True
-            self._engine.cancel(self._job, errors.CancelledError("stream closed", provider=self._job.request.provider))
-
-    def __enter__(self) -> Stream:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-
-class AsyncStream:
-    """``async for chunk in stream``; ``.response`` is set once the stream ends."""
-
-    def __init__(self, engine: Engine, job: Job, channel: Channel) -> None:
-        self._engine = engine
-        self._job = job
-        self._channel = channel
-        self._parts: list[str] = []
-        self.response: Response | None = None
-        self._finished = False
-
-    @property
-    def request_id(self) -> str:
-        return self._job.id
-
-    @property
-    def text(self) -> str:
-        return "".join(self._parts)
-
-    async def __aiter__(self) -> AsyncIterator[Chunk]:
-        items = self._channel.items
-        try:
-            while not self._finished:
-                if not items:
-                    await self._channel.wait()
-                item = items.popleft()
-                if isinstance(item, StreamEnd):
-                    self._finished = True
-                    if not item.ok:
-                        raise item.value
-                    self.response = item.value
-                    return
-                self._parts.append(item)
-                yield Chunk(item, self._job.id)
-        finally:
-            await self.aclose()
-
-    async def aclose(self) -> None:
-        if not self._finished:
-            self._finished = True
-            self._engine.cancel(self._job, errors.CancelledError("stream closed", provider=self._job.request.provider))
-
-
-def _stream_kind(kind: str) -> str:
-    if kind not in _TEXT_KINDS:
-        raise errors.BadRequestError(f"stream kind must be 'chat' or 'generate', not {kind!r}")
-    return kind
-
-
-def _rerank_payload(query: Any, return_text: bool, raw_scores: bool) -> dict[str, Any]:
-    if not isinstance(query, str) or not query.strip():
-        raise errors.BadRequestError(f"rerank needs a non-empty query string, not {query!r:.80}")
-    return {"query": query, "return_text": bool(return_text), "raw_scores": bool(raw_scores)}
-
-
-def _no_more(options: dict[str, Any], provider: str) -> None:
-    if options:
-        raise errors.BadRequestError(
-            f"unknown option {sorted(options)[0]!r}",
-            provider=provider,
-            hint="pass provider-specific fields as params={...}",
-        )
-
-
-def _messages(prompt: Any, messages: Any, provider: str) -> list[dict[str, Any]]:
-    if messages is None:
-        messages = prompt
-    if isinstance(messages, str):
-        if not messages.strip():
-            raise errors.BadRequestError(
-                "the prompt is empty", provider=provider, hint="write something for the model to answer"
-            )
-        return [{"role": "user", "content": messages}]
-    if not messages:
-        raise errors.BadRequestError("no prompt and no messages were given", provider=provider)
-    result = []
-    for message in messages:
-        if not (isinstance(message, Mapping) and message.get("role") in ("user", "assistant") and
-                isinstance(message.get("content"), str)):
-            raise errors.BadRequestError(
-                f"each message must be {{'role': 'user'|'assistant', 'content': str}}, not {message!r:.80}",
-                provider=provider,
-                hint="put a system prompt in system=...",
-            )
-        result.append({"role": message["role"], "content": message["content"]})
-    if result[-1]["role"] != "user" or not result[-1]["content"].strip():
-        raise errors.BadRequestError("the last message must be a non-empty user message", provider=provider)
-    return result
-
-
-def _params(options: dict[str, Any], provider: str) -> dict[str, Any]:
-    """The common generation options, checked, plus ``params={...}`` passed through."""
-    params: dict[str, Any] = {}
-    for name in _COMMON:
-        value = options.pop(name, None)
-        if value is not None:
-            params[name] = value
-    if "max_tokens" in params and not (isinstance(params["max_tokens"], int) and params["max_tokens"] > 0):
-        raise errors.BadRequestError(f"max_tokens must be a positive integer, not {params['max_tokens']!r}", provider=provider)
-    for name, low, high in (("temperature", 0.0, 2.0), ("top_p", 0.0, 1.0)):
-        if name in params:
-            value = params[name]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-                raise errors.BadRequestError(f"{name} must be a number from {low:g} to {high:g}, not {value!r}", provider=provider)
-    if "stop" in params:
-        stop = params["stop"]
-        if not (isinstance(stop, str) or (isinstance(stop, list) and all(isinstance(s, str) for s in stop))):
-            raise errors.BadRequestError(f"stop must be a string or a list of strings, not {stop!r}", provider=provider)
-    extra = options.pop("params", None) or {}
-    if not isinstance(extra, Mapping):
-        raise errors.BadRequestError(f"params must be a dict, not {type(extra).__name__}", provider=provider)
-    if extra:
-        try:
-            json.dumps(extra)
-        except (TypeError, ValueError) as exc:
-            raise errors.BadRequestError(f"params must be JSON-serializable: {exc}", provider=provider) from None
-        params.update(extra)
-    return params
 
 
 def _response_from_row(row: Mapping[str, Any]) -> Response:
@@ -980,25 +796,3 @@ def _results(reply: Reply, response: Response) -> Any:
     from .results import Results
 
     return Results(reply.data, response)
-
-
-def _json_input(value: Any) -> Any:
-    """An inference input as JSON: numpy arrays (anything with ``tolist``) become lists."""
-    value = value.tolist() if hasattr(value, "tolist") else value
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError) as exc:
-        raise errors.BadRequestError(
-            f"the input must be JSON (numbers, strings, lists, dicts) or a numpy array: {exc}"
-        ) from None
-    return value
-
-
-def _batch(inputs: Iterable[Any]) -> list[Any]:
-    one_value = isinstance(inputs, (str, bytes, Mapping)) or not isinstance(inputs, Iterable)
-    items = [] if one_value else list(inputs)
-    if not items:
-        raise errors.BadRequestError(
-            f"infer_batch needs a non-empty list of inputs, not {inputs!r:.80}", hint="for one input use infer()"
-        )
-    return [_json_input(item) for item in items]

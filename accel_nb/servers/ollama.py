@@ -11,7 +11,7 @@ import asyncio
 from typing import Any
 
 from .. import errors
-from ..client import _get
+from ..streams import wait_get
 from ..engine.sinks import Channel, LoopQueueSink, QueueSink, StreamEnd
 from ..providers.admin import AdminCall
 from .base import ServerNamespace
@@ -56,7 +56,7 @@ class OllamaServer(ServerNamespace):
                                    {"cache": False, **options, "stream": True}, sink)
         with _PullBar(name, progress) as bar:
             try:
-                while not isinstance(item := _get(sink.queue), StreamEnd):
+                while not isinstance(item := wait_get(sink.queue), StreamEnd):
                     bar.update(item.value)
             except KeyboardInterrupt:
                 self._client.engine.cancel(job, errors.CancelledError("interrupted", provider=self.provider))

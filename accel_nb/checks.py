@@ -1,0 +1,114 @@
+"""Checking what a caller passes — prompts, messages, options, inputs — before anything is
+queued, so bad input fails at once with a message that says what to do."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from . import errors
+
+__all__ = ["batch_inputs", "json_input", "messages", "no_more", "params", "rerank_payload", "stream_kind"]
+
+COMMON = ("max_tokens", "temperature", "top_p", "stop")
+TEXT_KINDS = ("chat", "generate")  # kinds whose input is a prompt or messages: what `stream` can stream
+
+
+def stream_kind(kind: str) -> str:
+    if kind not in TEXT_KINDS:
+        raise errors.BadRequestError(f"stream kind must be 'chat' or 'generate', not {kind!r}")
+    return kind
+
+
+def rerank_payload(query: Any, return_text: bool, raw_scores: bool) -> dict[str, Any]:
+    if not isinstance(query, str) or not query.strip():
+        raise errors.BadRequestError(f"rerank needs a non-empty query string, not {query!r:.80}")
+    return {"query": query, "return_text": bool(return_text), "raw_scores": bool(raw_scores)}
+
+
+def no_more(options: dict[str, Any], provider: str) -> None:
+    if options:
+        raise errors.BadRequestError(
+            f"unknown option {sorted(options)[0]!r}",
+            provider=provider,
+            hint="pass provider-specific fields as params={...}",
+        )
+
+
+def messages(prompt: Any, messages: Any, provider: str) -> list[dict[str, Any]]:
+    if messages is None:
+        messages = prompt
+    if isinstance(messages, str):
+        if not messages.strip():
+            raise errors.BadRequestError(
+                "the prompt is empty", provider=provider, hint="write something for the model to answer"
+            )
+        return [{"role": "user", "content": messages}]
+    if not messages:
+        raise errors.BadRequestError("no prompt and no messages were given", provider=provider)
+    result = []
+    for message in messages:
+        if not (isinstance(message, Mapping) and message.get("role") in ("user", "assistant") and
+                isinstance(message.get("content"), str)):
+            raise errors.BadRequestError(
+                f"each message must be {{'role': 'user'|'assistant', 'content': str}}, not {message!r:.80}",
+                provider=provider,
+                hint="put a system prompt in system=...",
+            )
+        result.append({"role": message["role"], "content": message["content"]})
+    if result[-1]["role"] != "user" or not result[-1]["content"].strip():
+        raise errors.BadRequestError("the last message must be a non-empty user message", provider=provider)
+    return result
+
+
+def params(options: dict[str, Any], provider: str) -> dict[str, Any]:
+    """The common generation options, checked, plus ``params={...}`` passed through."""
+    params: dict[str, Any] = {}
+    for name in COMMON:
+        value = options.pop(name, None)
+        if value is not None:
+            params[name] = value
+    if "max_tokens" in params and not (isinstance(params["max_tokens"], int) and params["max_tokens"] > 0):
+        raise errors.BadRequestError(f"max_tokens must be a positive integer, not {params['max_tokens']!r}", provider=provider)
+    for name, low, high in (("temperature", 0.0, 2.0), ("top_p", 0.0, 1.0)):
+        if name in params:
+            value = params[name]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+                raise errors.BadRequestError(f"{name} must be a number from {low:g} to {high:g}, not {value!r}", provider=provider)
+    if "stop" in params:
+        stop = params["stop"]
+        if not (isinstance(stop, str) or (isinstance(stop, list) and all(isinstance(s, str) for s in stop))):
+            raise errors.BadRequestError(f"stop must be a string or a list of strings, not {stop!r}", provider=provider)
+    extra = options.pop("params", None) or {}
+    if not isinstance(extra, Mapping):
+        raise errors.BadRequestError(f"params must be a dict, not {type(extra).__name__}", provider=provider)
+    if extra:
+        try:
+            json.dumps(extra)
+        except (TypeError, ValueError) as exc:
+            raise errors.BadRequestError(f"params must be JSON-serializable: {exc}", provider=provider) from None
+        params.update(extra)
+    return params
+
+
+def json_input(value: Any) -> Any:
+    """An inference input as JSON: numpy arrays (anything with ``tolist``) become lists."""
+    value = value.tolist() if hasattr(value, "tolist") else value
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise errors.BadRequestError(
+            f"the input must be JSON (numbers, strings, lists, dicts) or a numpy array: {exc}"
+        ) from None
+    return value
+
+
+def batch_inputs(inputs: Iterable[Any]) -> list[Any]:
+    one_value = isinstance(inputs, (str, bytes, Mapping)) or not isinstance(inputs, Iterable)
+    items = [] if one_value else list(inputs)
+    if not items:
+        raise errors.BadRequestError(
+            f"infer_batch needs a non-empty list of inputs, not {inputs!r:.80}", hint="for one input use infer()"
+        )
+    return [json_input(item) for item in items]
