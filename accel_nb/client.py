@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import batching, checks, errors, registry
 from .config import Settings, load_settings
-from .engine.core import Engine, Job
+from .engine.core import Engine
+from .engine.job import Job
 from .engine.loop import Mailbox
 from .engine.sinks import BatchSink, Channel, FutureSink, LoopFutureSink, LoopQueueSink, QueueSink
 from .providers import adapters, get_adapter, parse_target

@@ -11,7 +11,8 @@ from .engine.sinks import Channel, QueueSink, StreamEnd
 from .types import Chunk, Response
 
 if TYPE_CHECKING:
-    from .engine.core import Engine, Job
+    from .engine.core import Engine
+    from .engine.job import Job
 
 __all__ = ["POLL_S", "AsyncStream", "Stream", "wait_get"]
 

@@ -240,9 +240,9 @@ def test_tokens_round_trip():
 def test_request_ids_are_version_4_uuids():
     import uuid
 
-    from accel_nb.engine.core import _request_id
+    from accel_nb.engine.job import request_id
 
-    ids = {_request_id() for _ in range(5000)}
+    ids = {request_id() for _ in range(5000)}
     assert len(ids) == 5000
     for text in ids:
         parsed = uuid.UUID(text)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from ..config import BatchSettings
 
 if TYPE_CHECKING:
-    from .core import Job
+    from .job import Job
 
 __all__ = ["Coalescer"]
 

@@ -16,7 +16,6 @@ import copy
 import heapq
 import itertools
 import logging
-import random
 import time
 from collections.abc import Callable, Coroutine
 from functools import partial
@@ -34,9 +33,10 @@ from ..secret import Redactor, Secret
 from ..tokens import count_tokens, estimate_prompt_tokens
 from ..types import Priority, Request, Response, Usage
 from .breaker import CircuitBreaker
-from .cache import SqliteCache, cache_key, cacheable
+from .cache import SqliteCache
 from .catalog import MISSING, ModelCatalog
 from .coalesce import Coalescer
+from .job import DONE, QUEUED, RUNNING, TEXT_KINDS, Job
 from .keys import KeyPool
 from .lanes import UNKNOWN, Lane
 from .ledger import SqliteLedger
@@ -48,98 +48,12 @@ from .threads import SdkRunner
 from .tracker import Tracker
 from .transport import Transport, decode_json, transport_error
 
-__all__ = ["Engine", "Job"]
+__all__ = ["Engine"]
 
 log = logging.getLogger("accel_nb")
 
-_NEW, _QUEUED, _RUNNING, _DONE = range(4)
 _PRIORITY_NAMES = tuple(p.name.lower() for p in Priority)
 _SUCCESS, _FAILURE, _RATE_LIMITED, _REJECTED_KEY, _NEUTRAL = range(5)
-_TEXT_KINDS = frozenset({"chat", "generate"})  # kinds whose answer is text: cached, stored in the ledger
-
-
-def _request_id() -> str:
-    """A random version-4 UUID string; ``uuid.uuid4()`` reads ``os.urandom`` (a syscall) and
-    costs several times more, and request ids need uniqueness, not secrecy."""
-    h = f"{random.getrandbits(128) & _VARIANT_MASK | _VARIANT:032x}"
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{h[16:20]}-{h[20:]}"
-
-
-_VARIANT, _VARIANT_MASK = 0x8000 << 48, ~(0xC000 << 48)  # RFC 4122 variant: the top bits of clock_seq are 10
-
-
-class Job:
-    """One request's state inside the engine (small: 100,000 of them may be queued)."""
-
-    __slots__ = (
-        "id",
-        "request",
-        "adapter",
-        "priority",
-        "seq",
-        "sink",
-        "state",
-        "in_queue",
-        "task",
-        "grant",
-        "attempts",
-        "created_at",
-        "t_submit",
-        "t_start",
-        "t_first",
-        "delivered",
-        "cost_tokens",
-        "cache_key",
-        "batch",
-        "finish",
-        "timeout_s",
-        "timer",
-        "cancel_reason",
-        "lane",
-        "provider_request_id",
-        "http_status",
-        "members",
-    )
-
-    def __init__(
-        self,
-        request: Request,
-        sink: Sink,
-        priority: Priority = Priority.NORMAL,
-        *,
-        cache: bool | str = False,
-        batch: tuple[str, int] | None = None,
-        timeout_s: float | None = None,
-        finish: Callable[[Reply, Response], Any] | None = None,
-        members: list[Job] | None = None,
-    ) -> None:
-        self.id = _request_id()
-        self.request = request
-        self.adapter: Adapter = get_adapter(request.provider)
-        self.priority = int(priority)
-        self.seq = 0
-        self.sink = sink
-        self.state = _NEW
-        self.in_queue = False
-        self.task: asyncio.Task[None] | None = None
-        self.grant: asyncio.Future[Lane] | None = None
-        self.attempts = 0
-        self.created_at = time.time()
-        self.t_submit = self.t_start = 0.0
-        self.t_first: float | None = None
-        self.delivered = False
-        chars = sum(len(m.get("content") or "") for m in request.messages) + len(request.system or "")
-        self.cost_tokens = chars // 4 + (request.params.get("max_tokens") or 0)
-        self.cache_key = cache_key(request) if cache and cacheable(request, cache == "force") else None
-        self.batch = batch
-        self.finish = finish  # builds the caller's result (embeddings, tensors…) from the reply
-        self.timeout_s = timeout_s
-        self.timer: asyncio.TimerHandle | None = None
-        self.cancel_reason: errors.AccelError | None = None
-        self.lane: Lane | None = None
-        self.provider_request_id: str | None = None
-        self.http_status: int | None = None
-        self.members = members  # a coalesced batch: the requests it answers, each recorded as its own
 
 
 class _ProviderPool:
@@ -298,7 +212,7 @@ class Engine:
 
     # -- admission and queueing (engine loop) --------------------------------------------
     def _admit(self, job: Job) -> None:
-        if job.state == _DONE:  # cancelled before it arrived
+        if job.state == DONE:  # cancelled before it arrived
             return
         self._jobs.add(job)
         job.seq = next(self._seq)
@@ -330,13 +244,13 @@ class Engine:
                 ))
                 return
             heapq.heappush(self._overflow, (job.priority, job.seq, job))
-            job.state = _QUEUED
+            job.state = QUEUED
             return
         self._enqueue(job)
 
     def _dispatch(self, jobs: list[Job]) -> None:
         """A coalescing group is due: one batch job does the work of all its live members."""
-        jobs = [job for job in jobs if job.state != _DONE]
+        jobs = [job for job in jobs if job.state != DONE]
         if len(jobs) <= 1:
             for job in jobs:
                 self._queue(job)
@@ -425,7 +339,7 @@ class Engine:
     def _enqueue(self, job: Job) -> None:
         pool = self._pool(job.request.provider)
         heapq.heappush(pool.heap, (job.priority, job.seq, job))
-        job.state = _QUEUED
+        job.state = QUEUED
         job.in_queue = True
         self._queued += 1
         self._pump(pool)
@@ -443,7 +357,7 @@ class Engine:
         overflow = self._overflow
         while overflow and self._queued < self.settings.queue.max_size:
             waiting = heapq.heappop(overflow)[2]
-            if waiting.state != _DONE:
+            if waiting.state != DONE:
                 self._enqueue(waiting)
 
     def _add_lane(self, provider: str, key: Secret) -> None:
@@ -483,7 +397,7 @@ class Engine:
         heap = pool.heap
         while heap:
             job = heap[0][2]
-            if job.state == _DONE:
+            if job.state == DONE:
                 heapq.heappop(heap)
                 continue
             lane, wait = pool.keys.pick(job.cost_tokens)
@@ -500,7 +414,7 @@ class Engine:
             self._left_queue(job)
             lane.start(job.cost_tokens)
             job.lane = lane
-            job.state = _RUNNING
+            job.state = RUNNING
             if job.grant is not None:
                 grant, job.grant = job.grant, None
                 if not grant.done():
@@ -576,7 +490,7 @@ class Engine:
             self._fail(job, errors.AccelError(f"internal error in accel_nb: {type(exc).__name__}: {exc}"))
 
     def _should_retry(self, job: Job, exc: BaseException) -> bool:
-        if not isinstance(exc, errors.AccelError) or job.state == _DONE:
+        if not isinstance(exc, errors.AccelError) or job.state == DONE:
             return False
         if job.delivered:  # part of the answer is already on the user's screen
             if exc.retryable:
@@ -617,7 +531,7 @@ class Engine:
                 self.tracker.emit("started", job.id, req.provider, req.model, key=lane.label)
             else:
                 for member in job.members:
-                    if member.state != _DONE:
+                    if member.state != DONE:
                         self.tracker.emit("started", member.id, req.provider, req.model, key=lane.label,
                                           batch_size=len(job.members))
         outcome, error = _NEUTRAL, None
@@ -854,7 +768,7 @@ class Engine:
             finish_reason=reply.finish_reason,
             raw=reply.raw,
         )
-        if job.cache_key is not None and req.kind in _TEXT_KINDS and (cache := self._cache_store()):
+        if job.cache_key is not None and req.kind in TEXT_KINDS and (cache := self._cache_store()):
             stored = {k: getattr(response, k) for k in ("text", "provider", "model", "cost_usd", "finish_reason", "raw")}
             stored["usage"] = {k: getattr(usage, k) for k in ("input_tokens", "output_tokens", "total_tokens", "estimated")}
             cache.put(job.cache_key, stored)
@@ -872,9 +786,9 @@ class Engine:
     def _settle_batch(self, batch: Job, reply: Reply | None, error: errors.AccelError | None) -> None:
         """A coalesced batch ended: its reply is split by rows, and each member is answered,
         tracked and recorded as its own request (with the batch's start, attempts and key)."""
-        if batch.state == _DONE:
+        if batch.state == DONE:
             return
-        batch.state = _DONE
+        batch.state = DONE
         self._left_queue(batch)
         self._jobs.discard(batch)
         if batch.grant is not None and not batch.grant.done():
@@ -886,7 +800,7 @@ class Engine:
             except errors.AccelError as exc:
                 error = exc
         for index, member in enumerate(members):
-            if member.state == _DONE:  # cancelled or timed out meanwhile: already answered
+            if member.state == DONE:  # cancelled or timed out meanwhile: already answered
                 continue
             member.t_start, member.attempts, member.lane = batch.t_start, batch.attempts, batch.lane
             member.http_status, member.provider_request_id = batch.http_status, batch.provider_request_id
@@ -898,9 +812,9 @@ class Engine:
                 self._fail(member, failure)
 
     def _finish(self, job: Job, response: Response | None, error: errors.AccelError | None, result: Any = None) -> None:
-        if job.state == _DONE:
+        if job.state == DONE:
             return
-        job.state = _DONE
+        job.state = DONE
         self._left_queue(job)
         self._jobs.discard(job)
         if job.timer is not None:
@@ -957,7 +871,7 @@ class Engine:
             "batch_id": job.batch[0] if job.batch else None,
             "batch_index": job.batch[1] if job.batch else None,
             "prompt": prompt,
-            "response": response.text if (response and store and req.kind in _TEXT_KINDS) else None,
+            "response": response.text if (response and store and req.kind in TEXT_KINDS) else None,
         }
 
     def _cancel(self, item: tuple[Job, errors.AccelError | None]) -> None:
@@ -973,7 +887,7 @@ class Engine:
         ))
 
     def _stop_job(self, job: Job, reason: errors.AccelError) -> None:
-        if job.state == _DONE:
+        if job.state == DONE:
             return
         if job.task is not None and not job.task.done():
             job.cancel_reason = reason
@@ -1005,7 +919,7 @@ class Engine:
                 continue
             entry = (metrics or self.tracker.metrics(pid)).summary()
             lanes = pool.keys.lanes if pool else []
-            entry["queued"] = sum(1 for *_, job in pool.heap if job.state != _DONE) if pool else 0
+            entry["queued"] = sum(1 for *_, job in pool.heap if job.state != DONE) if pool else 0
             entry["in_flight"] = sum(lane.in_flight for lane in lanes)
             entry["lanes"] = [
                 {
@@ -1023,7 +937,7 @@ class Engine:
         return {
             "providers": providers,
             "queued": self._queued,
-            "waiting": sum(1 for *_, job in self._overflow if job.state != _DONE),
+            "waiting": sum(1 for *_, job in self._overflow if job.state != DONE),
             "in_flight": sum(p["in_flight"] for p in providers.values()),
         }
 
