@@ -691,10 +691,9 @@ class Engine:
     def _observe(self, job: Job, lane: Lane, resp: aiohttp.ClientResponse) -> None:
         job.http_status = resp.status
         job.provider_request_id = resp.headers.get(job.adapter.request_id_header)
-        if lane.limiter.wants_news():
-            limits = job.adapter.rate_limits(resp.headers)
-            if limits is not None:
-                lane.limiter.observe(limits)
+        limits = job.adapter.rate_limits(resp.headers)
+        if limits is not None:
+            lane.limiter.observe(limits)
 
     def _annotate(self, exc: errors.AccelError, job: Job, lane: Lane) -> errors.AccelError:
         exc.provider = job.request.provider

@@ -46,8 +46,8 @@ class TokenBucket:
 
     def learn(self, limit: float | None, remaining: float | None, reset_s: float | None, now: float) -> None:
         """Align with what the server says: at most ``remaining`` left, full again after ``reset_s``."""
-        if remaining is None:
-            return
+        if remaining is None or (self.rate is None and not running_low(limit, remaining)):
+            return  # no budget to pace yet: an unlimited bucket costs nothing per request
         self._refill(now)
         if self.rate is None:  # first news of a limit: the server's count is all we know
             self.tokens = remaining
@@ -70,28 +70,13 @@ class RateLimiter:
     ``max_tokens``, as OpenAI counts them) and corrected when the usage is known.
     """
 
-    __slots__ = ("requests", "tokens", "_clock", "_next_news", "_low")
-
-    #: How often a lane reads the rate-limit headers while its budget is plentiful: at
-    #: thousands of replies a second, parsing each one costs more than it tells.  Once a
-    #: budget runs low (half spent), every reply is read.
-    NEWS_EVERY_S = 0.05
+    __slots__ = ("requests", "tokens", "_clock")
 
     def __init__(self, rpm: float | None = None, tpm: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         now = clock()
         self.requests = TokenBucket(rpm / 60.0 if rpm else None, rpm, now)
         self.tokens = TokenBucket(tpm / 60.0 if tpm else None, tpm, now)
-        self._next_news = now
-        self._low = False
-
-    def wants_news(self) -> bool:
-        """Whether this reply's rate-limit headers should be read."""
-        now = self._clock()
-        if now < self._next_news and not self._low:
-            return False
-        self._next_news = now + self.NEWS_EVERY_S
-        return True
 
     def wait_s(self, tokens: float) -> float:
         now = self._clock()
@@ -107,9 +92,6 @@ class RateLimiter:
 
     def observe(self, limits: RateLimits) -> None:
         now = self._clock()
-        self._low = running_low(limits.requests_limit, limits.requests_remaining) or running_low(
-            limits.tokens_limit, limits.tokens_remaining
-        )
         self.requests.learn(limits.requests_limit, limits.requests_remaining, limits.requests_reset_s, now)
         self.tokens.learn(limits.tokens_limit, limits.tokens_remaining, limits.tokens_reset_s, now)
 

@@ -23,7 +23,9 @@ class Transport:
     """A lazily created ``aiohttp.ClientSession`` bound to the engine loop."""
 
     def __init__(self, connect_timeout_s: float, read_timeout_s: float) -> None:
-        self._timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout_s, sock_read=read_timeout_s)
+        # sock_connect, not connect: aiohttp arms a `connect` timer on every request, even on a
+        # reused connection; sock_connect only when it opens a socket
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout_s, sock_read=read_timeout_s)
         self._session: aiohttp.ClientSession | None = None
 
     @property
