@@ -114,16 +114,17 @@ class KeyManager(LiveBox):
     def _rebuild(self, rows: list[dict[str, str]]) -> None:
         old = self.table.children
         cells: list[w.Widget] = [w.HTML(f"<b>{esc(c)}</b>") for c in _COLUMNS]
-        self._rows = {}
+        states = {}
         for row in rows:
             pid, label = row["provider"], row["label"]
-            state = self._rows[(pid, label)] = w.HTML(esc(row["state"]))
+            state = states[(pid, label)] = w.HTML(esc(row["state"]))
             verify = w.Button(description="verify", tooltip="list the provider's models with this key", layout=w.Layout(width="auto"))
             remove = w.Button(description="remove", tooltip="stop using this key in this session", layout=w.Layout(width="auto"))
             verify.on_click(lambda _b, pid=pid, label=label: self._verify(pid, label))
             remove.on_click(lambda _b, pid=pid, label=label: self._remove(pid, label))
             cells += [w.HTML(esc(x)) for x in (pid, label, row["source"], row["last4"])] + [state, verify, remove]
         self.table.children = cells
+        self._rows = states
         for widget in old:
             widget.close()
 
