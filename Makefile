@@ -19,13 +19,17 @@ setup: $(VENV)/.installed-test
 demo: $(VENV)/.installed-test
 	$(BIN)/accel-nb demo
 
-## test: the whole test suite, as CI runs it
-test: $(VENV)/.installed-test
+## test: the whole test suite, as CI runs it (browser tests use Debian's Chromium, never a download)
+test: $(VENV)/.installed-test /usr/bin/chromium
 	$(BIN)/python -m pytest
+
+/usr/bin/chromium:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
 ## bench: the speed benchmarks, side by side, printing ratios
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/overhead.py
+	$(BIN)/python benchmarks/dashboard.py
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check accel_nb tests benchmarks
