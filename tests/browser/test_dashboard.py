@@ -80,7 +80,7 @@ def test_dashboard_draws_live_charts_and_the_queue_moves(lab, browser_page, arti
     board.screenshot(path=artifacts / "1-dashboard-idle.png")
     run_cell(page, 1)
 
-    queued, answers = page.locator(".accel-dashboard .accel-queued"), page.locator(".jp-OutputArea-output:text('60 answers')")
+    queued, answers = page.locator(".accel-dashboard .accel-queued"), page.locator(".jp-Cell-outputArea :text('60 answers')")
     seen, deadline = [], time.monotonic() + 60
     while not answers.count() and time.monotonic() < deadline:
         seen.append(int(queued.inner_text()))
@@ -99,8 +99,8 @@ def test_dashboard_draws_live_charts_and_the_queue_moves(lab, browser_page, arti
     assert page.locator(".accel-live-charts .barlayer .trace").count() >= 1  # the scripted retries and failures
     assert page.locator(".accel-dashboard .accel-dot").count() == 4
     page.locator(".accel-dashboard .lm-TabBar-tab", has_text="Keys").click()
-    entry = page.locator(".accel-key-manager input")
-    assert entry.count() == 1 and entry.get_attribute("type") == "password"
+    entry = page.locator(".accel-key-manager input:not([type='radio'])")  # the only text entry…
+    assert entry.count() == 1 and entry.get_attribute("type") == "password"  # …is a password field
     board.screenshot(path=artifacts / "3-dashboard-done.png")
     assert not [e for e in console.errors if "accel" in e.lower()], console.errors
 
