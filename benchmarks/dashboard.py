@@ -61,7 +61,8 @@ def measure(base: str, dashboard: bool, stream: bool, n: int, concurrency: int) 
     from jupyter_client.manager import start_new_kernel
 
     home = tempfile.mkdtemp(prefix="accel-bench-")
-    env = {**os.environ, "ACCEL_NB_HOME": home, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))  # this checkout's accel_nb
+    env = {**os.environ, "ACCEL_NB_HOME": home, "PYTHONPATH": path}
     km, kc = start_new_kernel(kernel_name="python3", env=env)
     found: dict = {"comm_msgs": 0}
 

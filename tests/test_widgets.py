@@ -17,8 +17,7 @@ import pytest
 
 import accel_nb
 from accel_nb.config import load_settings
-from accel_nb.widgets import ComparePanel, KeyManager, LiveCharts, ProviderPicker, QueueMonitor, dashboard
-from accel_nb.widgets import keystore
+from accel_nb.widgets import ComparePanel, KeyManager, LiveCharts, ProviderPicker, QueueMonitor, dashboard, keystore
 from accel_nb.widgets._model import GREEN, GREY, RED, YELLOW, ChartState, compare_row, health, lane_text
 
 KEY_A, KEY_B = "sk-key-A-0000000000aaaa", "sk-key-B-0000000000bbbb"
@@ -136,7 +135,7 @@ def test_live_charts_gain_points_and_count_errors_by_class(make_client, sim):
     tokens = charts.figure.data[charts._traces["claude"]["tokens"]]
     assert list(tokens.y) == sorted(tokens.y) and tokens.y[-1] > 0
     bars = charts.figure.data[charts._traces["claude"]["classes"]]
-    assert dict(zip(bars.x, bars.y)) == {"retry: RateLimitError": 1, "failed: BadRequestError": 1}
+    assert dict(zip(bars.x, bars.y, strict=True)) == {"retry: RateLimitError": 1, "failed: BadRequestError": 1}
     assert charts.figure.layout.yaxis.title.text == "seconds" and "TTFT" in charts.figure.layout.annotations[0].text
 
 

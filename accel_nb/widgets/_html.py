@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import html
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["STYLE", "dot", "esc", "table"]
 
@@ -34,8 +35,8 @@ def dot(colour: str, title: str) -> str:
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "", numeric: Sequence[int] = ()) -> str:
     """Rows of already-escaped cell HTML under escaped headers; ``numeric`` columns align right."""
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    cell = "<td class='num'>{}</td>", "<td>{}</td>"
     body = "".join(
-        "<tr>" + "".join(f"<td class='num'>{c}</td>" if i in numeric else f"<td>{c}</td>" for i, c in enumerate(r)) + "</tr>"
-        for r in rows
+        "<tr>" + "".join(cell[i not in numeric].format(c) for i, c in enumerate(r)) + "</tr>" for r in rows
     )
     return f"<table class='accel-table {esc(cls)}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

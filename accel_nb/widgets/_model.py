@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import collections
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from ..engine.tracker import percentile
 from ..types import Response
@@ -171,7 +172,8 @@ def interval_point(rows: Iterable[Mapping[str, Any]], entry: Mapping[str, Any], 
 def compare_row(target: str, outcome: Any) -> dict[str, Any]:
     """A compare-table row from a ``Response`` or the error that ended the stream."""
     if not isinstance(outcome, Response):
-        return {"target": target, "ok": False, "error": f"{type(outcome).__name__}: {getattr(outcome, 'message', outcome)}"}
+        error = f"{type(outcome).__name__}: {getattr(outcome, 'message', outcome)}"
+        return {"target": target, "ok": False, "error": error}
     return {
         "target": target,
         "ok": True,

@@ -89,7 +89,7 @@ class LiveCharts(LiveBox):
 
         first = len(self.figure.data)
         shade = colour(pid)
-        for i, (name, row, col, dash, label, fmt) in enumerate(_SERIES):
+        for i, (_, row, col, dash, label, fmt) in enumerate(_SERIES):
             self.figure.add_trace(
                 go.Scatter(
                     x=[], y=[], name=pid, legendgroup=pid, showlegend=i == 0, mode="lines+markers",
@@ -103,7 +103,8 @@ class LiveCharts(LiveBox):
                    hovertemplate=f"<b>{pid}</b><br>%{{x}}: %{{y}}<extra></extra>"),
             row=3, col=1,
         )
-        self._traces[pid] = {name: first + i for i, (name, *_) in enumerate(_SERIES)} | {"classes": first + len(_SERIES)}
+        self._traces[pid] = {name: first + i for i, (name, *_) in enumerate(_SERIES)}
+        self._traces[pid]["classes"] = first + len(_SERIES)
 
     def _draw(self, pid: str) -> None:
         data, index = self.figure.data, self._traces[pid]

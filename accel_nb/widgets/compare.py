@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
@@ -85,7 +86,8 @@ class ComparePanel(LiveBox):
         self.run_button.disabled = True
         self._done = done
         answers = [_Answer(t) for t in targets]
-        shown = [(w.HTML(self._head(a.target, "waiting…")), w.HTML("<pre class='accel-answer'></pre>")) for a in answers]
+        empty = "<pre class='accel-answer'></pre>"
+        shown = [(w.HTML(self._head(a.target, "waiting…")), w.HTML(empty)) for a in answers]
         old = self.columns.children
         self.columns.children = [
             w.VBox(pair, layout=w.Layout(flex="1 1 0", min_width="200px", padding="0 6px")) for pair in shown
@@ -122,7 +124,7 @@ class ComparePanel(LiveBox):
     # -- render thread ---------------------------------------------------------------------
     def update(self, batch: Batch) -> None:
         answers, shown = self._run
-        for answer, (head, body) in zip(answers, shown):
+        for answer, (head, body) in zip(answers, shown, strict=True):
             state = "streaming…" if answer.parts else "waiting…"
             if answer.outcome is not None:
                 row = compare_row(answer.target, answer.outcome)
@@ -147,10 +149,10 @@ class ComparePanel(LiveBox):
 
         metrics = (("latency_s", "latency (s)", "%{y:.3f} s"), ("output_tokens", "output tokens", "%{y} tokens"),
                    ("cost_usd", "cost (US$)", "$%{y:.5f}"))
-        figure = make_subplots(rows=1, cols=3, subplot_titles=[title for _, title, _ in metrics])
+        figure = make_subplots(rows=1, cols=3, subplot_titles=[m[1] for m in metrics])
         names = [r["target"] for r in rows]
         colours = [colour(n.split(":")[0]) for n in names]
-        for col, (key, title, fmt) in enumerate(metrics, start=1):
+        for col, (key, _, fmt) in enumerate(metrics, start=1):
             figure.add_trace(go.Bar(x=names, y=[r[key] or 0 for r in rows], marker_color=colours, showlegend=False,
                                     hovertemplate=f"%{{x}}<br>{fmt}<extra></extra>"), row=1, col=col)
         figure.update_layout(height=300, template="plotly_white", margin={"l": 50, "r": 20, "t": 40, "b": 80})

@@ -56,7 +56,7 @@ class KeyManager(LiveBox):
         keep += [("config file (0600)", "config")]
         self.keep = w.RadioButtons(options=keep, value="memory", description="keep in")
         self.status = w.HTML()
-        self.table = w.GridBox(layout=w.Layout(grid_template_columns="repeat(5, max-content) auto auto", grid_gap="2px 12px"))
+        self.table = w.GridBox(layout=w.Layout(grid_template_columns="repeat(7, max-content)", grid_gap="2px 12px"))
         self._rows: dict[tuple[str, str], w.HTML] = {}
         self._submitted = 0.0
         note = "" if backend else "<span class='accel-muted'>(no OS keyring backend found)</span>"
@@ -118,8 +118,8 @@ class KeyManager(LiveBox):
         for row in rows:
             pid, label = row["provider"], row["label"]
             state = states[(pid, label)] = w.HTML(esc(row["state"]))
-            verify = w.Button(description="verify", tooltip="list the provider's models with this key", layout=w.Layout(width="auto"))
-            remove = w.Button(description="remove", tooltip="stop using this key in this session", layout=w.Layout(width="auto"))
+            verify = w.Button(description="verify", tooltip="list the provider's models with it", layout=_button())
+            remove = w.Button(description="remove", tooltip="stop using this key in this session", layout=_button())
             verify.on_click(lambda _b, pid=pid, label=label: self._verify(pid, label))
             remove.on_click(lambda _b, pid=pid, label=label: self._remove(pid, label))
             cells += [w.HTML(esc(x)) for x in (pid, label, row["source"], row["last4"])] + [state, verify, remove]
@@ -147,3 +147,6 @@ class KeyManager(LiveBox):
         self._say(f"removed {label} from this session (a copy kept in the keyring or config file stays there)")
         self.feed.poke()
 
+
+def _button() -> w.Layout:
+    return w.Layout(width="80px")

@@ -3,7 +3,8 @@ compare panel use, seeing at a glance which providers can serve right now."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
@@ -53,7 +54,8 @@ class ProviderPicker(LiveBox):
         self.model = w.Combobox(value=model, placeholder="model", description="model", ensure_option=False)
         self.status = w.HTML()
         self.health = w.HTML()
-        self.children = [w.HTML("<b>Providers</b>" + STYLE), w.HBox([self.provider, self.model]), self.status, self.health]
+        title = w.HTML("<b>Providers</b>" + STYLE)
+        self.children = [title, w.HBox([self.provider, self.model]), self.status, self.health]
         self.add_class("accel-provider-picker")
         self.provider.observe(self._on_provider, "value")
         self.model.observe(self._on_model, "value")

@@ -3,7 +3,8 @@ and which keys are held back (cooling down, breaker open) and until when."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 

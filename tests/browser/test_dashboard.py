@@ -72,20 +72,23 @@ def run_cell(page, index: int) -> None:
 def test_dashboard_draws_live_charts_and_the_queue_moves(lab, browser_page, artifacts, sim):
     page, console = browser_page
     sim.script("claude", ["429=0.3", "ok", "ok", "overloaded", "ok", "500", "ok"])
+    page.set_viewport_size({"width": 1400, "height": 2200})  # the whole dashboard in each screenshot
     notebook(lab.root / "dashboard.ipynb", SETUP + "accel_nb.dashboard()", LOAD)
     open_notebook(page, lab, "dashboard.ipynb")
     run_cell(page, 0)
     page.wait_for_selector(".accel-dashboard .accel-live-charts .main-svg", timeout=60_000)
     board = page.locator(".accel-dashboard")
-    board.screenshot(path=artifacts / "1-dashboard-idle.png")
+    board.evaluate("element => element.scrollIntoView()")
+    page.screenshot(path=artifacts / "1-dashboard-idle.png")
     run_cell(page, 1)
 
-    queued, answers = page.locator(".accel-dashboard .accel-queued"), page.locator(".jp-Cell-outputArea :text('60 answers')")
+    queued = page.locator(".accel-dashboard .accel-queued")
+    answers = page.locator(".jp-Cell-outputArea :text('60 answers')")
     seen, deadline = [], time.monotonic() + 60
     while not answers.count() and time.monotonic() < deadline:
         seen.append(int(queued.inner_text()))
-        if len(seen) == 5:
-            board.screenshot(path=artifacts / "2-dashboard-busy.png")
+        if len(seen) == 8:
+            page.screenshot(path=artifacts / "2-dashboard-busy.png")
         time.sleep(0.2)
     assert answers.count(), "the requests did not finish within 60 s"
     page.wait_for_function("() => document.querySelector('.accel-dashboard .accel-queued').innerText === '0'")
@@ -101,7 +104,8 @@ def test_dashboard_draws_live_charts_and_the_queue_moves(lab, browser_page, arti
     page.locator(".accel-dashboard .lm-TabBar-tab", has_text="Keys").click()
     entry = page.locator(".accel-key-manager input:not([type='radio'])")  # the only text entry…
     assert entry.count() == 1 and entry.get_attribute("type") == "password"  # …is a password field
-    board.screenshot(path=artifacts / "3-dashboard-done.png")
+    board.evaluate("element => element.scrollIntoView()")
+    page.screenshot(path=artifacts / "3-dashboard-done.png")
     assert not [e for e in console.errors if "accel" in e.lower()], console.errors
 
 
