@@ -6,9 +6,11 @@ thread per client (``accel_nb-widgets``) wakes on that flag, waits until at leas
 ``1 / max_hz`` has passed since its last render, takes one ``stats()`` snapshot and
 hands every attached view the same ``Batch``.  That thread is the only one that
 writes engine-driven state into widgets, so their comm messages go out in order and
-at most ``max_hz`` times a second however busy the engine is.  While something is
-queued, in flight, cooling down or behind an open breaker it also ticks at
-``busy_hz`` without events, so countdowns and breaker transitions show.
+at most ``max_hz`` times a second however busy the engine is.  The gap between renders
+also grows with what a render costs (its thread CPU time over ``budget``), so widgets
+never take more than that share of the kernel's time from the engine.  While
+something is queued, in flight, cooling down or behind an open breaker it also ticks
+at ``busy_hz`` without events, so countdowns and breaker transitions show.
 """
 
 from __future__ import annotations
@@ -54,9 +56,10 @@ def busy(stats: Stats) -> bool:
 class Feed:
     """A client's tracker subscription, shared by all its widgets."""
 
-    def __init__(self, client: Client, max_hz: float = 4.0, busy_hz: float = 1.0) -> None:
+    def __init__(self, client: Client, max_hz: float = 4.0, busy_hz: float = 1.0, budget: float = 0.02) -> None:
         self.client = client
         self.interval = 1.0 / max_hz
+        self.budget = budget
         self._busy_interval = 1.0 / busy_hz
         self._events: collections.deque[Event] = collections.deque()
         self._posted: collections.deque[Callable[[], Any]] = collections.deque()
@@ -67,6 +70,7 @@ class Feed:
         self._unsubscribe: Callable[[], None] | None = None
         self._busy = False
         self.renders = 0
+        self.render_cpu_s = 0.0  # thread CPU time spent rendering, all renders
 
     # -- any thread ----------------------------------------------------------------------
     def attach(self, view: View) -> None:
@@ -111,21 +115,24 @@ class Feed:
     # -- render thread -------------------------------------------------------------------
     def _run(self) -> None:
         me = threading.current_thread()
-        last = 0.0
+        next_at = 0.0
         while self._thread is me:
             self._wake.wait(self._busy_interval if self._busy else None)
-            delay = last + self.interval - time.monotonic()
+            delay = next_at - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
             self._wake.clear()
             if self._thread is not me:
                 return
-            last = time.monotonic()
+            started, cpu = time.monotonic(), time.thread_time()
             try:
                 self._render()
             except Exception:  # the engine is gone (client closed): nothing more to show
                 log.debug("accel_nb widgets stopped rendering", exc_info=True)
                 return
+            spent = time.thread_time() - cpu
+            self.render_cpu_s += spent
+            next_at = started + max(self.interval, spent / self.budget)
 
     def _render(self) -> None:
         while self._posted:
