@@ -98,7 +98,8 @@ def main() -> int:
     args = parser.parse_args()
 
     runs: dict[str, dict[str, list[dict]]] = {m: {"off": [], "on": []} for m in ("chat", "stream")}
-    with start_sim(core=1) as sim_url:
+    # no simulated rate limit: thousands of requests a run, many runs a minute, one key
+    with start_sim(1, "--rpm", "1000000000", "--tpm", "1000000000000") as sim_url:
         base = sim_url + "/openai/v1"
         for round_ in range(args.rounds):
             for mode in runs:
