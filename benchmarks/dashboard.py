@@ -54,8 +54,9 @@ cpu = time.process_time()
 rate = await drive(send, {n}, {c})
 requests = {n} + 2 * min(200, {n})  # drive() warms up with two rounds of up to 200
 cpu_per_request = (time.process_time() - cpu) / requests
-renders = board.queue.feed.renders if board is not None else 0
-print("RESULT " + json.dumps({{"rate": rate, "cpu": cpu_per_request, "renders": renders}}))
+feed = board.queue.feed if board is not None else None
+renders, render_cpu = (feed.renders, feed.render_cpu_s) if feed else (0, 0.0)
+print("RESULT " + json.dumps({{"rate": rate, "cpu": cpu_per_request, "renders": renders, "render_cpu": render_cpu}}))
 """
 
 
@@ -101,6 +102,7 @@ def _summary(sides: dict[str, list[dict]]) -> dict[str, float]:
         "median_off": median_off, "median_on": median_on, "median_ratio": median_on / median_off,
         "cpu_us_off": cpu_off * 1e6, "cpu_us_on": cpu_on * 1e6, "cpu_ratio": cpu_off / cpu_on,
         "renders": statistics.median(r["renders"] for r in on),
+        "render_ms": statistics.median(r["render_cpu"] for r in on) * 1000,
         "widget_messages": statistics.median(r["comm_msgs"] for r in on),
     }  # fmt: skip
 
@@ -132,7 +134,8 @@ def main() -> int:
           f"{args.rounds} alternating runs per side. {cpu_note()}")
     rows = [[mode, f"{s['best_off']:,.0f}", f"{s['best_on']:,.0f}", f"{s['best_ratio']:.3f}×",
              f"{s['median_ratio']:.3f}×", f"{s['cpu_us_off']:.0f} / {s['cpu_us_on']:.0f}", f"{s['cpu_ratio']:.3f}×",
-             f"{s['renders']:.0f}", f"{s['widget_messages']:.0f}"] for mode, s in summary.items()]
+             f"{s['renders']:.0f} ({s['render_ms']:.0f} ms CPU)", f"{s['widget_messages']:.0f}"]
+            for mode, s in summary.items()]
     print_table(["mode", "best req/s without", "best with dashboard", "ratio (best)", "ratio (median)",
                  "kernel CPU µs/req without / with (least)", "CPU ratio", "renders", "widget messages"], rows)
     worst = min(s["best_ratio"] for s in summary.values())

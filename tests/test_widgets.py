@@ -187,6 +187,26 @@ def test_renders_are_rate_limited_however_busy_the_engine_is(make_client):
     assert monitor.feed.renders - before <= elapsed * 4 + 2
 
 
+def test_expensive_renders_are_spaced_to_stay_within_the_cpu_budget(make_client):
+    from accel_nb.widgets._feed import Feed
+
+    client = make_client()
+    feed = Feed(client, max_hz=100, budget=0.1)
+
+    def costly(batch):  # 20 ms of CPU per render: at most 10 % means at most 5 renders a second
+        end = time.thread_time() + 0.02
+        while time.thread_time() < end:
+            pass
+
+    feed.attach(costly)
+    start = time.monotonic()
+    while time.monotonic() - start < 1.5:
+        client.chat("groq", "Hi")
+        feed.poke()
+    feed.detach(costly)
+    assert 2 <= feed.renders <= 1.5 * 5 + 2 and feed.render_cpu_s <= 0.1 * 1.5 + 0.05
+
+
 # -- secrets -----------------------------------------------------------------------------------
 def test_a_typed_key_is_cleared_at_once_and_never_sent_back_or_stored(make_client, sim, monkeypatch, tmp_path):
     sent = []

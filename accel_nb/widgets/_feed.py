@@ -7,7 +7,7 @@ thread per client (``accel_nb-widgets``) wakes on that flag, waits until at leas
 hands every attached view the same ``Batch``.  That thread is the only one that
 writes engine-driven state into widgets, so their comm messages go out in order and
 at most ``max_hz`` times a second however busy the engine is.  The gap between renders
-also grows with what a render costs (its thread CPU time over ``budget``), so widgets
+also grows with what a render costs (its thread CPU time over ``budget``, 1 %), so widgets
 never take more than that share of the kernel's time from the engine.  While
 something is queued, in flight, cooling down or behind an open breaker it also ticks
 at ``busy_hz`` without events, so countdowns and breaker transitions show.
@@ -56,7 +56,7 @@ def busy(stats: Stats) -> bool:
 class Feed:
     """A client's tracker subscription, shared by all its widgets."""
 
-    def __init__(self, client: Client, max_hz: float = 4.0, busy_hz: float = 1.0, budget: float = 0.02) -> None:
+    def __init__(self, client: Client, max_hz: float = 4.0, busy_hz: float = 1.0, budget: float = 0.01) -> None:
         self.client = client
         self.interval = 1.0 / max_hz
         self.budget = budget
