@@ -193,7 +193,7 @@ def test_expensive_renders_are_spaced_to_stay_within_the_cpu_budget(make_client)
     client = make_client()
     feed = Feed(client, max_hz=100, budget=0.1)
 
-    def costly(batch):  # 20 ms of CPU per render: at most 10 % means at most 5 renders a second
+    def costly(batch):  # 20 ms of CPU per render: 10 % of a core allows 5 renders a second
         end = time.thread_time() + 0.02
         while time.thread_time() < end:
             pass

@@ -7,8 +7,9 @@ thread per client (``accel_nb-widgets``) wakes on that flag, waits until at leas
 hands every attached view the same ``Batch``.  That thread is the only one that
 writes engine-driven state into widgets, so their comm messages go out in order and
 at most ``max_hz`` times a second however busy the engine is.  The gap between renders
-also grows with what a render costs (its thread CPU time over ``budget``, 1 %), so widgets
-never take more than that share of the kernel's time from the engine.  While
+also grows with what renders cost (their recent thread CPU time over ``budget``), so
+widgets take no more than that share of the kernel's time from the engine, up to
+``max_gap_s`` between renders, so the panels stay live even on a slow machine.  While
 something is queued, in flight, cooling down or behind an open breaker it also ticks
 at ``busy_hz`` without events, so countdowns and breaker transitions show.
 """
@@ -56,10 +57,14 @@ def busy(stats: Stats) -> bool:
 class Feed:
     """A client's tracker subscription, shared by all its widgets."""
 
-    def __init__(self, client: Client, max_hz: float = 4.0, busy_hz: float = 1.0, budget: float = 0.01) -> None:
+    def __init__(
+        self, client: Client, max_hz: float = 4.0, busy_hz: float = 1.0, budget: float = 0.015, max_gap_s: float = 2.0
+    ) -> None:
         self.client = client
         self.interval = 1.0 / max_hz
         self.budget = budget
+        self.max_gap_s = max_gap_s
+        self._cost = 0.0  # recent render CPU time, smoothed: one costly render (new traces) is not a trend
         self._busy_interval = 1.0 / busy_hz
         self._events: collections.deque[Event] = collections.deque()
         self._posted: collections.deque[Callable[[], Any]] = collections.deque()
@@ -132,7 +137,8 @@ class Feed:
                 return
             spent = time.thread_time() - cpu
             self.render_cpu_s += spent
-            next_at = started + max(self.interval, spent / self.budget)
+            self._cost = spent if not self._cost else (self._cost + spent) / 2
+            next_at = started + min(self.max_gap_s, max(self.interval, self._cost / self.budget))
 
     def _render(self) -> None:
         while self._posted:

@@ -23,7 +23,7 @@ accel_nb.set_default_client(client)
 """
 LOAD = """\
 import asyncio
-prompts = [f"question {i}: what is backpressure?" for i in range(30)]
+prompts = [f"question {i}: what is backpressure?" for i in range(40)]
 results = await asyncio.gather(client.amap("openai", prompts, progress=False, max_tokens=30),
                                client.amap("claude", prompts, progress=False, max_tokens=30))
 print(sum(len(r) for r in results), "answers")
@@ -83,7 +83,7 @@ def test_dashboard_draws_live_charts_and_the_queue_moves(lab, browser_page, arti
     run_cell(page, 1)
 
     queued = page.locator(".accel-dashboard .accel-queued")
-    answers = page.locator(".jp-Cell-outputArea :text('60 answers')")
+    answers = page.locator(".jp-Cell-outputArea :text('80 answers')")
     seen, deadline = [], time.monotonic() + 60
     while not answers.count() and time.monotonic() < deadline:
         seen.append(int(queued.inner_text()))
@@ -92,7 +92,7 @@ def test_dashboard_draws_live_charts_and_the_queue_moves(lab, browser_page, arti
         time.sleep(0.2)
     assert answers.count(), "the requests did not finish within 60 s"
     page.wait_for_function("() => document.querySelector('.accel-dashboard .accel-queued').innerText === '0'")
-    assert max(seen) >= 10 and len(set(seen)) >= 3, f"queue numbers seen: {seen}"
+    assert max(seen) >= 10 and len(set(seen) - {0}) >= 2, f"queue numbers seen: {seen}"
     points = page.locator(".accel-live-charts .scatterlayer .trace path.point")
     deadline = time.monotonic() + 10
     while points.count() < 12 and time.monotonic() < deadline:
