@@ -297,11 +297,10 @@ def test_lane_text():
 
 
 def test_chart_points_skip_cached_answers_and_take_totals_from_the_tracker():
-    from accel_nb.engine.tracker import Event
+    from accel_nb.widgets._feed import Record
 
     def done(latency, cached=False):
-        row = {"status": "ok", "cached": cached, "latency_s": latency, "ttft_s": 0.1, "output_tokens": 90}
-        return Event("done", "r", "openai", "m", 0.0, row)
+        return Record("done", "openai", latency, 0.1, 90, cached)
 
     state = ChartState(history=2)
     stats = {"providers": {"openai": {"input_tokens": 10, "output_tokens": 90, "cost_usd": 0.5}}}

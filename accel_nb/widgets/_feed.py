@@ -1,7 +1,10 @@
 """The one mechanism every widget updates through: engine events in, batched renders out.
 
 The tracker calls listeners on the engine thread for every event, thousands a second
-under load, so the listener only appends to a deque and sets a flag.  One daemon
+under load, so the listener only keeps what the panels draw — a small ``Record`` of each
+finished request and retry, never the event or its ledger row (holding those until the
+next render would push thousands of dicts, prompts and answers included, through the
+garbage collector's older generations) — and sets a flag.  One daemon
 thread per client (``accel_nb-widgets``) wakes on that flag, waits until at least
 ``1 / max_hz`` has passed since its last render, takes one ``stats()`` snapshot and
 hands every attached view the same ``Batch``.  That thread is the only one that
@@ -28,17 +31,41 @@ if TYPE_CHECKING:
     from ..engine.tracker import Event
     from ..stats import Stats
 
-__all__ = ["Batch", "Feed", "feed"]
+__all__ = ["Batch", "Feed", "Record", "feed"]
 
 log = logging.getLogger("accel_nb")
 
 View = Callable[["Batch"], Any]
 
 
-class Batch(NamedTuple):
-    """What one render sees: the events since the previous render and a fresh snapshot."""
+class Record(NamedTuple):
+    """A finished request (``done`` / ``failed``) or a ``retry``, as the charts need it."""
 
-    events: list[Event]
+    kind: str
+    provider: str
+    latency_s: float | None = None
+    ttft_s: float | None = None
+    output_tokens: int | None = None
+    cached: bool = False
+    error: str | None = None  # the error class of a failure or of the attempt being retried
+
+
+def record(event: Event) -> Record | None:
+    """The ``Record`` of an event, ``None`` for events that only mean "something changed"."""
+    kind, data = event.kind, event.data
+    if kind in ("done", "failed"):
+        return Record(kind, event.provider, data["latency_s"], data["ttft_s"], data["output_tokens"],
+                      data["cached"], data["error_class"])  # fmt: skip
+    if kind == "retry":
+        return Record(kind, event.provider, error=data["error"])
+    return None
+
+
+class Batch(NamedTuple):
+    """What one render sees: what finished or was retried since the previous render, and a
+    fresh snapshot."""
+
+    records: list[Record]
     stats: Stats
     time: float  # wall clock, seconds since the epoch
 
@@ -66,7 +93,7 @@ class Feed:
         self.max_gap_s = max_gap_s
         self._cost = 0.0  # recent render CPU time, smoothed: one costly render (new traces) is not a trend
         self._busy_interval = 1.0 / busy_hz
-        self._events: collections.deque[Event] = collections.deque()
+        self._records: collections.deque[Record] = collections.deque()
         self._posted: collections.deque[Callable[[], Any]] = collections.deque()
         self._views: list[View] = []
         self._wake = threading.Event()
@@ -113,7 +140,8 @@ class Feed:
             self._wake.set()
 
     def _on_event(self, event: Event) -> None:  # engine thread: keep it this small
-        self._events.append(event)
+        if event.kind in _RECORDED:
+            self._records.append(record(event))  # type: ignore[arg-type]
         if not self._wake.is_set():
             self._wake.set()
 
@@ -143,10 +171,10 @@ class Feed:
     def _render(self) -> None:
         while self._posted:
             self._call(self._posted.popleft())
-        events = [self._events.popleft() for _ in range(len(self._events))]
+        records = [self._records.popleft() for _ in range(len(self._records))]
         stats = self.client.stats()
         self._busy = busy(stats)
-        batch = Batch(events, stats, time.time())
+        batch = Batch(records, stats, time.time())
         for view in self._views:
             self._call(view, batch)
         self.renders += 1
@@ -159,6 +187,7 @@ class Feed:
             log.exception("accel_nb widget update failed")
 
 
+_RECORDED = frozenset({"done", "failed", "retry"})
 _feeds: dict[int, Feed] = {}
 _feeds_lock = threading.Lock()
 

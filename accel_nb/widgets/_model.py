@@ -17,7 +17,7 @@ from ..types import Response
 
 if TYPE_CHECKING:
     from ..config import Settings
-    from ..engine.tracker import Event
+    from ._feed import Record
 
 __all__ = [
     "GREEN",
@@ -110,24 +110,22 @@ class Point:
 @dataclass
 class ChartState:
     """What the live charts have seen: a bounded history of points per provider, and retries
-    and errors by class (counted from events since the charts opened)."""
+    and failures by class (counted since the charts opened)."""
 
     history: int = 300
     points: dict[str, collections.deque[Point]] = field(default_factory=dict)
     classes: dict[str, collections.Counter[str]] = field(default_factory=dict)
 
-    def add(self, events: Iterable[Event], stats: Mapping[str, Any], now: float) -> set[str]:
+    def add(self, records: Iterable[Record], stats: Mapping[str, Any], now: float) -> set[str]:
         """Fold one batch in; returns the providers whose chart data changed."""
-        finished: dict[str, list[Mapping[str, Any]]] = collections.defaultdict(list)
+        finished: dict[str, list[Record]] = collections.defaultdict(list)
         changed = set()
-        for event in events:
-            if event.kind in ("done", "failed"):
-                finished[event.provider].append(event.data)
-            if event.kind in ("retry", "failed"):
-                name = event.data["error"] if event.kind == "retry" else event.data["error_class"]
-                prefix = "retry" if event.kind == "retry" else "failed"
-                self.classes.setdefault(event.provider, collections.Counter())[f"{prefix}: {name}"] += 1
-                changed.add(event.provider)
+        for rec in records:
+            if rec.kind != "retry":
+                finished[rec.provider].append(rec)
+            if rec.kind != "done":
+                self.classes.setdefault(rec.provider, collections.Counter())[f"{rec.kind}: {rec.error}"] += 1
+                changed.add(rec.provider)
         providers = stats.get("providers", {})
         for pid, rows in finished.items():
             entry = providers.get(pid, {})
@@ -142,21 +140,21 @@ class ChartState:
         return {name: [getattr(p, name) for p in points] for name in Point.__dataclass_fields__}
 
 
-def interval_point(rows: Iterable[Mapping[str, Any]], entry: Mapping[str, Any], now: float) -> Point:
+def interval_point(rows: Iterable[Record], entry: Mapping[str, Any], now: float) -> Point:
     """Latency, TTFT and tokens/s of the requests that finished in one interval (answers from
     the cache excluded: they say nothing about the provider), with the tracker's running
     totals of tokens and cost."""
     latencies, ttfts, rates = [], [], []
     for row in rows:
-        if row.get("status") != "ok" or row.get("cached"):
+        if row.kind != "done" or row.cached:
             continue
-        latency, ttft = row["latency_s"], row.get("ttft_s")
+        latency, ttft = row.latency_s, row.ttft_s
         latencies.append(latency)
         if ttft is not None:
             ttfts.append(ttft)
         generating = latency - (ttft or 0.0)
-        if row.get("output_tokens") and generating > 0:
-            rates.append(row["output_tokens"] / generating)
+        if row.output_tokens and generating > 0:
+            rates.append(row.output_tokens / generating)
     return Point(
         time=now,
         latency_p50=percentile(latencies, 50),

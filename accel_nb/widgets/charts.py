@@ -45,11 +45,10 @@ def _figure(height: int) -> Any:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    layout = make_subplots(
+    figure = make_subplots(
         rows=3, cols=2, specs=[[{}, {}], [{}, {}], [{"colspan": 2}, None]],
         subplot_titles=_TITLES, vertical_spacing=0.11, horizontal_spacing=0.09,
     )
-    figure = go.FigureWidget(layout)
     figure.update_layout(
         height=height, margin={"l": 60, "r": 20, "t": 40, "b": 40}, template="plotly_white",
         legend={"title": {"text": "provider"}}, hovermode="closest", barmode="group",
@@ -60,7 +59,9 @@ def _figure(height: int) -> Any:
     for row, col in ((1, 1), (1, 2), (2, 1), (2, 2)):  # times go out as epoch milliseconds: cheap to send
         figure.update_xaxes(type="date", row=row, col=col)
     figure.update_annotations(font_size=12)
-    return figure
+    # the layout is complete before the widget exists: a front end that opens it later is sent
+    # its initial state, not the relayouts made in between
+    return go.FigureWidget(figure)
 
 
 class LiveCharts(LiveBox):
@@ -77,7 +78,7 @@ class LiveCharts(LiveBox):
         self._start()
 
     def update(self, batch: Batch) -> None:
-        changed = self.state.add(batch.events, batch.stats, batch.time)
+        changed = self.state.add(batch.records, batch.stats, batch.time)
         for pid in sorted(changed - set(self._traces)):
             self._add_provider(pid)
         if changed:
