@@ -311,6 +311,7 @@ def test_chart_points_skip_cached_answers_and_take_totals_from_the_tracker():
     for t in (101.0, 102.0):
         state.add([done(2.0)], stats, t)
     assert state.columns("openai")["time"] == [101.0, 102.0]  # bounded history
+    assert state.columns("openai")["stamp"][0].endswith(":41.000")
     assert state.add([], stats, 103.0) == set()
 
 

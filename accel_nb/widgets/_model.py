@@ -99,6 +99,7 @@ class Point:
     """One provider's chart point for one render interval."""
 
     time: float
+    stamp: str  # the time as local ISO 8601, what plotly reads as a date
     latency_p50: float | None
     latency_p95: float | None
     ttft_p50: float | None
@@ -157,6 +158,7 @@ def interval_point(rows: Iterable[Record], entry: Mapping[str, Any], now: float)
             rates.append(row.output_tokens / generating)
     return Point(
         time=now,
+        stamp=time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(now)) + f".{int(now % 1 * 1000):03d}",
         latency_p50=percentile(latencies, 50),
         latency_p95=percentile(latencies, 95),
         ttft_p50=percentile(ttfts, 50),

@@ -56,8 +56,8 @@ def _figure(height: int) -> Any:
     )
     for title, row, col in _AXES:
         figure.update_yaxes(title_text=title, rangemode="tozero", row=row, col=col)
-    for row, col in ((1, 1), (1, 2), (2, 1), (2, 2)):  # times go out as epoch milliseconds: cheap to send
-        figure.update_xaxes(type="date", row=row, col=col)
+    for row, col in ((1, 1), (1, 2), (2, 1), (2, 2)):  # clock time, level and sparse enough to read
+        figure.update_xaxes(tickformat="%H:%M:%S", tickangle=0, nticks=5, row=row, col=col)
     figure.update_annotations(font_size=12)
     # the layout is complete before the widget exists: a front end that opens it later is sent
     # its initial state, not the relayouts made in between
@@ -111,7 +111,7 @@ class LiveCharts(LiveBox):
     def _draw(self, pid: str) -> None:
         data, index = self.figure.data, self._traces[pid]
         columns = self.state.columns(pid)
-        times = [round(t * 1000) for t in columns["time"]]
+        times = columns["stamp"]
         for name, *_ in _SERIES:
             trace = data[index[name]]
             trace.x, trace.y = times, columns[name]

@@ -71,7 +71,8 @@ def run_cell(page, index: int) -> None:
 
 def test_dashboard_draws_live_charts_and_the_queue_moves(lab, browser_page, artifacts, sim):
     page, console = browser_page
-    sim.script("claude", ["429=0.3", "ok", "ok", "overloaded", "ok", "500", "ok"])
+    # the first answer goes to the picker's model-list call; then a retried 429, 529 and 500
+    sim.script("claude", ["ok", "429=0.3", "ok", "ok", "overloaded", "ok", "500", "ok"])
     page.set_viewport_size({"width": 1400, "height": 2200})  # the whole dashboard in each screenshot
     notebook(lab.root / "dashboard.ipynb", SETUP + "accel_nb.dashboard()", LOAD)
     open_notebook(page, lab, "dashboard.ipynb")
@@ -99,7 +100,8 @@ def test_dashboard_draws_live_charts_and_the_queue_moves(lab, browser_page, arti
         time.sleep(0.2)
     assert points.count() >= 12, page.evaluate(PLOTTED)
     assert page.locator(".accel-live-charts .scatterlayer .trace").count() >= 12  # 6 series x 2 providers
-    assert page.locator(".accel-live-charts .barlayer .trace").count() >= 1  # the scripted retries and failures
+    assert page.locator(".accel-live-charts .barlayer .trace").count() >= 1  # the scripted retries
+    assert re.match(r"\d\d:\d\d", page.locator(".accel-live-charts .xtick text").first.text_content())
     assert page.locator(".accel-dashboard .accel-dot").count() == 4
     page.locator(".accel-dashboard .lm-TabBar-tab", has_text="Keys").click()
     entry = page.locator(".accel-key-manager input:not([type='radio'])")  # the only text entry…
