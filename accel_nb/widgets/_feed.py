@@ -116,18 +116,17 @@ class Feed:
         self.poke()
 
     def detach(self, view: View) -> None:
-        """Stop calling ``view``; the thread and the subscription end with the last view."""
+        """Stop calling ``view``; the subscription ends with the last view, and the thread at its
+        next wake-up, without rendering again."""
         with self._lock:
             self._views = [v for v in self._views if v != view]  # bound methods: equal, not identical
             if self._views or self._thread is None:
                 return
-            thread, self._thread = self._thread, None
+            self._thread = None
             if self._unsubscribe is not None:
                 self._unsubscribe()
             _feeds.pop(id(self.client), None)
         self.poke()
-        if thread is not threading.current_thread():
-            thread.join(5)
 
     def post(self, fn: Callable[[], Any]) -> None:
         """Run ``fn()`` on the render thread before the next render (results of worker threads)."""
@@ -140,8 +139,9 @@ class Feed:
             self._wake.set()
 
     def _on_event(self, event: Event) -> None:  # engine thread: keep it this small
-        if event.kind in _RECORDED:
-            self._records.append(record(event))  # type: ignore[arg-type]
+        rec = record(event)
+        if rec is not None:
+            self._records.append(rec)
         if not self._wake.is_set():
             self._wake.set()
 
@@ -187,7 +187,6 @@ class Feed:
             log.exception("accel_nb widget update failed")
 
 
-_RECORDED = frozenset({"done", "failed", "retry"})
 _feeds: dict[int, Feed] = {}
 _feeds_lock = threading.Lock()
 
