@@ -85,7 +85,7 @@ class Feed:
     """A client's tracker subscription, shared by all its widgets."""
 
     def __init__(
-        self, client: Client, max_hz: float = 4.0, busy_hz: float = 1.0, budget: float = 0.015, max_gap_s: float = 2.0
+        self, client: Client, max_hz: float = 4.0, busy_hz: float = 1.0, budget: float = 0.005, max_gap_s: float = 2.0
     ) -> None:
         self.client = client
         self.interval = 1.0 / max_hz
