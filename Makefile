@@ -35,6 +35,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/import_time.py
 	$(BIN)/python benchmarks/ovms.py
 	$(BIN)/python benchmarks/s3.py
+	$(BIN)/python benchmarks/dashboard.py
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check accel_nb tests benchmarks

@@ -34,6 +34,7 @@ __all__ = [
     "Response",
     "Stream",
     "Usage",
+    "dashboard",
     "default_client",
     "errors",
     "load_ipython_extension",
@@ -52,12 +53,14 @@ _LAZY = {
     "Priority": "accel_nb.types",
     "Response": "accel_nb.types",
     "Usage": "accel_nb.types",
+    "dashboard": "accel_nb.widgets",  # ipywidgets and plotly load only when it is called
 }
 
 if TYPE_CHECKING:
     from . import errors, sim
     from .client import AsyncStream, Client, Stream, default_client, set_default_client
     from .types import Chunk, Priority, Response, Usage
+    from .widgets import dashboard
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -7,7 +7,8 @@ exactly one answer to "which key / which URL is in use, and why":
 * base URLs: config (file or ``Client``) > the SDK's env var > the public default;
   ``ACCEL_NB_SIM_URL`` (or ``sim_url``) points every provider at the simulator;
 * keys, first source that has any: ``Client(keys=...)`` > environment > ``.env`` >
-  config file.  ``NAME``, ``NAMES=k1,k2`` and ``NAME_1 … NAME_N`` all count.
+  config file > OS keyring (what the key manager saved there).  ``NAME``, ``NAMES=k1,k2``
+  and ``NAME_1 … NAME_N`` all count.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ __all__ = [
 ]
 
 SIM_KEY = "accel-nb-simulator"  # what a keyless provider sends to the simulator
+KEYRING_SERVICE = "accel_nb"  # keyring entries: (service, provider id) -> keys, one per line
+KEYRING_INDEX = "keyring-providers"  # beside config.toml: provider ids with keyring entries
 
 
 @dataclass
@@ -114,6 +117,7 @@ class Settings:
     cache_path: Path | None = None
     prices_path: Path | None = None
     aliases: dict[str, str] = field(default_factory=dict)
+    default_target: str | None = None  # chosen in the provider picker; `%%accel` with no target uses it
     sim_url: str | None = None
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 300.0
@@ -325,7 +329,25 @@ def _discover_keys(
             if found:
                 return found
     values = [configured] if isinstance(configured, str) else list(configured or [])
-    return _dedupe(Secret(v, "config") for v in values if v and v.strip())
+    if found := _dedupe(Secret(v, "config") for v in values if v and v.strip()):
+        return found
+    return _dedupe(Secret(v, "keyring") for v in _keyring_keys(adapter.id))
+
+
+def _keyring_keys(provider: str) -> list[str]:
+    """Keys the key manager saved to the OS keyring.  Only providers listed in the (secret-free)
+    index next to the config file are looked up, so a client start never imports ``keyring``
+    or wakes a keyring daemon for nothing."""
+    index = config_path().with_name(KEYRING_INDEX)
+    try:
+        if provider not in index.read_text().split():
+            return []
+        import keyring
+
+        stored = keyring.get_password(KEYRING_SERVICE, provider) or ""
+    except Exception:  # no index, no backend, a locked keyring: this source has nothing
+        return []
+    return [line for line in stored.splitlines() if line.strip()]
 
 
 def _keys_named(name: str, mapping: Mapping[str, str], source: str) -> list[Secret]:

@@ -557,9 +557,9 @@ def test_stats_logs_help_and_widget_placeholders(shell, client):
     assert "no requests" in run(shell, "%accel logs --errors").text
     assert "%%accel TARGET" in run(shell, "%accel help").text
     assert "%%accel TARGET" in run(shell, "%accel").text
-    for name in ("keys", "panel", "dashboard"):
+    for name, widget in (("keys", "KeyManager"), ("panel", "VBox"), ("dashboard", "Dashboard")):
         cell = run(shell, f"%accel {name}")
-        assert "not available yet" in cell.text and cell.result.success
+        assert cell.result.success and widget in cell.text  # the widget, displayed
     assert "did you mean `%accel list`" in run(shell, "%accel lsit").stderr
     assert "use the cell magic: `%%accel claude`" in run(shell, "%accel claude").stderr
 
@@ -625,3 +625,11 @@ def test_a_broken_config_file_is_a_card(shell):
         cell = run(shell, source)
         assert "not valid TOML" in cell.text and "fix or remove the file" in cell.text, source
         assert "Traceback" not in cell.everything
+
+
+def test_a_cell_without_target_uses_the_pickers_choice(shell, client):
+    missing = run(shell, "%%accel\nHello")
+    assert "needs a target" in missing.stderr and "%accel panel" in missing.stderr
+    client.settings.default_target = "groq:llama-3.1-8b-instant"
+    answered = run(shell, "%%accel -o a\nHello")
+    assert answered.result.success and shell.user_ns["a"].target == "groq:llama-3.1-8b-instant"

@@ -918,7 +918,12 @@ class Engine:
                 continue
             entry = (metrics or self.tracker.metrics(pid)).summary()
             lanes = pool.keys.lanes if pool else []
-            entry["queued"] = sum(1 for *_, job in pool.heap if job.state != DONE) if pool else 0
+            waiting = [0] * len(_PRIORITY_NAMES)
+            for _, _, job in pool.heap if pool else ():
+                if job.state != DONE:
+                    waiting[job.priority] += 1
+            entry["queued"] = sum(waiting)
+            entry["queued_by_priority"] = dict(zip(_PRIORITY_NAMES, waiting))
             entry["in_flight"] = sum(lane.in_flight for lane in lanes)
             entry["lanes"] = [
                 {

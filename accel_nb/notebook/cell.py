@@ -33,6 +33,11 @@ def run(shell: Any, session: Session, line: str, body: str) -> None:
         display({"text/plain": cell_help()}, raw=True)
         return
     client = session.client()
+    if not opts.targets:  # the one chosen in the provider picker (`%accel panel`), if any
+        if not client.settings.default_target:
+            raise UsageError("%%accel needs a target, e.g. `%%accel claude` or `%%accel openai:gpt-4o-mini` "
+                             "(`%accel list` shows the providers; `%accel panel` sets a default)")
+        opts.targets = [client.settings.default_target]
     prompt = _fill(body.strip("\n").rstrip(), shell.user_ns, "the prompt")
     if not prompt.strip():
         raise UsageError("%%accel: the cell is empty — write the prompt on the lines below `%%accel TARGET`")

@@ -102,7 +102,7 @@ your variables; other braces (code, JSON, LaTeX) stay as written; `{{name}}` giv
 | `%accel keys` | the key manager |
 | `%accel stats` | live metrics per provider |
 | `%accel logs [-n N] [--provider P] [--errors] [--json]` | recent requests from the ledger |
-| `%accel panel` / `%accel dashboard` | the widgets |
+| `%accel panel` / `%accel dashboard` | the provider picker / every live panel |
 | `%accel sim start\\|stop\\|status` | the local simulator for providers without a key |
 | `%accel alias NAME TARGET` / `--delete NAME` | saved names for targets |
 | `%accel config [key [value]]` / `--unset key` / `--reload` | the config file |
@@ -158,28 +158,39 @@ def _list(shell: Any, session: Session, argv: list[str]) -> None:
 
 
 def _keys(shell: Any, session: Session, argv: list[str]) -> None:
-    # wire the widget here (one line): show(accel_nb.widgets.KeyManager()) — replacing the next call
-    _widgets_missing("keys", "the key manager (enter, test and rotate keys without them showing in the notebook)")
-    _list(shell, session, [])
+    _widget(session, "key_manager", "keys", "the key manager")
 
 
 def _panel(shell: Any, session: Session, argv: list[str]) -> None:
-    # wire the widget here (one line): show(accel_nb.widgets.ProviderPicker()) — replacing the next call
-    _widgets_missing("panel", "the provider panel")
+    _widget(session, "panel", "panel", "the provider panel")
 
 
 def _dashboard(shell: Any, session: Session, argv: list[str]) -> None:
-    # wire the widget here (one line): show(accel_nb.widgets.dashboard()) — replacing the next call
-    _widgets_missing("dashboard", "the live dashboard", fallback="`%accel stats` shows the same metrics as a table")
+    _widget(session, "dashboard", "dashboard", "the live dashboard")
 
 
-def _widgets_missing(name: str, what: str, fallback: str | None = None) -> None:
-    _info(
-        f"%accel {name}",
-        f"{what} is not available yet: accel_nb's widgets are not installed in this version.",
-        hint=fallback or "meanwhile keys come from the environment or a .env file (`%accel list` shows each source)",
-        tone="warning",
-    )
+def _widget(session: Session, factory: str, name: str, what: str) -> None:
+    """Show one of ``accel_nb.widgets``' panels for the session's client; say what to install
+    when ipywidgets is missing (plain nbclient / terminal IPython)."""
+    from IPython.display import display
+
+    try:
+        from .. import widgets
+    except ImportError:
+        widgets = None
+    try:
+        panel = getattr(widgets, factory)(session.client()) if widgets else None
+    except ImportError:
+        panel = None
+    if panel is None:
+        _info(
+            f"%accel {name}",
+            f"{what} needs ipywidgets and plotly: pip install 'accel_nb[widgets]'",
+            hint="meanwhile `%accel list` shows each key's source and `%accel stats` the metrics",
+            tone="warning",
+        )
+        return
+    display(panel)
 
 
 # -- metrics and the ledger -------------------------------------------------------------------------

@@ -201,9 +201,6 @@ def parse_cell_options(line: str) -> CellOptions:
     )
     if opts.help:
         return opts
-    if not opts.targets:
-        raise UsageError("%%accel needs a target, e.g. `%%accel claude` or `%%accel openai:gpt-4o-mini` "
-                         "(`%accel list` shows the providers)")
     if opts.insert and opts.format != "code":
         raise UsageError(f"%%accel: --insert puts code into a new cell, so it needs -f code, not -f {opts.format}")
     if opts.out is not None and (not opts.out.isidentifier() or keyword.iskeyword(opts.out)):

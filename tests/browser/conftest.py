@@ -1,8 +1,9 @@
-"""Real-browser fixtures: JupyterLab on a free port with a token in a temp root, Debian's Chromium via Playwright.
+"""Real-browser fixtures: JupyterLab on a free port with a token in a temp root, Debian's Chromium
+driven by Playwright (never a downloaded browser).
 
-JupyterLab loads the lab extension built in this checkout (``accel_nb/labextension``), and its
-kernels import this checkout's ``accel_nb``.  Everything Jupyter writes (config, settings,
-workspaces, runtime files) stays in the test's temp dir.
+Kernels import this checkout's ``accel_nb``; everything Jupyter writes (config, settings,
+workspaces, runtime files, accel_nb's ledger) stays in the test's temp dir.  A test module
+passes extra environment to the server and its kernels by overriding ``lab_env``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,14 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# Lab settings for every test: no news or update toasts over the page; every cell in the DOM
+# (no windowing: a test finds what is scrolled away); widget state saved into the notebook
+# (so a test can prove what that state does not contain).
+LAB_SETTINGS = {
+    "@jupyterlab/apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
+    "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
+    "@jupyter-widgets/jupyterlab-manager/plugin": {"saveState": True},
+}
 
 
 @dataclass
@@ -44,6 +53,7 @@ class Lab:
     token: str
     root: Path
     log: Path
+    home: Path  # ACCEL_NB_HOME of its kernels: config, ledger, cache
 
     def open(self, path: str) -> str:
         return f"{self.url}/lab/tree/{path}?token={self.token}"
@@ -62,18 +72,18 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _isolated_jupyter(base: Path) -> dict[str, str]:
+def _isolated_jupyter(base: Path, extra: dict[str, str]) -> dict[str, str]:
     """Environment for a JupyterLab that sees nothing of the user's Jupyter or accel_nb setup."""
     dirs = {name: base / name for name in ("config", "data", "runtime", "settings", "workspaces", "ipython", "home")}
     for path in dirs.values():
         path.mkdir(parents=True)
-    # No news or update toasts over the page.
     (dirs["config"] / "jupyter_lab_config.json").write_text(
         json.dumps({"LabApp": {"news_url": None, "check_for_updates_class": "jupyterlab.NeverCheckForUpdate"}})
     )
-    notification = dirs["settings"] / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
-    notification.parent.mkdir(parents=True)
-    notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    for plugin, values in LAB_SETTINGS.items():
+        path = dirs["settings"] / f"{plugin}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values))
     env = {k: v for k, v in os.environ.items() if "_API_KEY" not in k and not k.startswith(("ACCEL_NB_", "JUPYTER"))}
     env.update(
         JUPYTER_CONFIG_DIR=str(dirs["config"]),
@@ -84,6 +94,7 @@ def _isolated_jupyter(base: Path) -> dict[str, str]:
         IPYTHONDIR=str(dirs["ipython"]),
         ACCEL_NB_HOME=str(dirs["home"]),
         PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        **extra,
     )
     return env
 
@@ -104,27 +115,32 @@ def _wait_ready(lab: Lab, process: subprocess.Popen[bytes], timeout: float = 60)
 
 
 @pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Lab]:
-    """A JupyterLab server serving ``tmp_path / "root"``, stopped (with its kernels) after the test."""
-    if not (BUILT / "static" / "style.js").exists():
-        pytest.fail("the lab extension is not built: `pip install -e .` builds it (needs Node.js 20+)")
-    extensions = tmp_path / "labextensions"
-    extensions.mkdir()
-    (extensions / "accel-nb-labextension").symlink_to(BUILT)
+def lab_env() -> dict[str, str]:
+    """Extra environment for the server and its kernels (override in a test module)."""
+    return {}
+
+
+@pytest.fixture
+def lab(tmp_path: Path, lab_env: dict[str, str]) -> Iterator[Lab]:
+    """A JupyterLab server serving ``tmp_path / "root"``, stopped (with its kernels) after the test.
+    The server's output goes to ``lab.log``."""
     root = tmp_path / "root"
     root.mkdir()
     port, token = _free_port(), secrets.token_hex(16)
-    lab = Lab(f"http://127.0.0.1:{port}", token, root, tmp_path / "jupyterlab.log")
+    env = _isolated_jupyter(tmp_path / "jupyter", lab_env)
+    lab = Lab(f"http://127.0.0.1:{port}", token, root, tmp_path / "jupyterlab.log", Path(env["ACCEL_NB_HOME"]))
     command = [
         sys.executable, "-m", "jupyter", "lab", "--no-browser",
         "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0", "--allow-root",
-        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-        f"--LabApp.extra_labextensions_path={extensions}", "--LabApp.expose_app_in_browser=True",
+        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
     ]  # fmt: skip
+    if (BUILT / "static").is_dir():  # this checkout's lab extension, when it is built
+        extensions = tmp_path / "labextensions"
+        extensions.mkdir()
+        (extensions / "accel-nb-labextension").symlink_to(BUILT)
+        command.append(f"--LabApp.extra_labextensions_path={extensions}")
     with lab.log.open("wb") as log:
-        process = subprocess.Popen(
-            command, cwd=root, env=_isolated_jupyter(tmp_path / "jupyter"), stdout=log, stderr=log
-        )
+        process = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=log)
     try:
         _wait_ready(lab, process)
         yield lab
@@ -138,13 +154,14 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
 
 @pytest.fixture
 def browser_page(tmp_path: Path, artifacts: Path) -> Iterator[tuple[Any, Console]]:
-    """A page in Debian's Chromium (never a downloaded browser) and what its console reported;
-    the page's last state is saved as ``last.png``, so a failure can be seen."""
+    """A page in Debian's Chromium (fresh profile) and what its console reported; the page as
+    it was at the end of the test is saved as ``last.png`` among the test's artifacts."""
     if not CHROMIUM.exists():
         pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install chromium (CI installs it)")
     from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=30_000)  # a cold JupyterLab can take longer than the 5 s default to load
+
     console = Console()
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
@@ -152,7 +169,7 @@ def browser_page(tmp_path: Path, artifacts: Path) -> Iterator[tuple[Any, Console
             executable_path=str(CHROMIUM),
             headless=False,  # --headless=new below: Playwright's own flag would pick the old mode
             args=CHROMIUM_ARGS,
-            viewport={"width": 1400, "height": 900},
+            viewport={"width": 1400, "height": 1000},
         )
         page = context.pages[0] if context.pages else context.new_page()
         page.on("console", lambda msg: msg.type == "error" and console.errors.append(msg.text))
@@ -160,13 +177,13 @@ def browser_page(tmp_path: Path, artifacts: Path) -> Iterator[tuple[Any, Console
         try:
             yield page, console
         finally:
-            page.screenshot(path=artifacts / "last.png")
+            page.screenshot(path=artifacts / "last.png", full_page=True)
             context.close()
 
 
 @pytest.fixture
 def artifacts(request: pytest.FixtureRequest) -> Path:
-    """``test-artifacts/<test name>/`` for screenshots (git-ignored; CI uploads it)."""
+    """``test-artifacts/<test name>/`` for screenshots (git-ignored; a reviewer looks at them)."""
     path = ARTIFACTS / request.node.name
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import nbformat
+import pytest
 
 if TYPE_CHECKING:
     from conftest import Console, Lab
@@ -35,8 +36,11 @@ def write_notebook(root: Path, sim_url: str) -> str:
 def test_status_bar_sidebar_and_palette(
     lab: Lab, browser_page: tuple[Any, Console], sim: SimServer, artifacts: Path
 ) -> None:
+    from conftest import BUILT
     from playwright.sync_api import expect
 
+    if not (BUILT / "static" / "style.js").exists():
+        pytest.fail("the lab extension is not built: `pip install -e .` builds it (needs Node.js 20+)")
     page, console = browser_page
     page.goto(lab.open(write_notebook(lab.root, sim.url)))
 
