@@ -50,7 +50,8 @@ def execute(path: Path, cwd: Path, env: Mapping[str, str], *, timeout: float = 1
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
-                            resources={"metadata": {"path": str(cwd)}})
+                            resources={"metadata": {"path": str(cwd)}},
+                            extra_arguments=["--IPKernelApp.log_level=ERROR"])  # not its loopback-TCP warning
     client.execute(env=dict(env), cwd=str(cwd))
     found = problems(nb)
     if found:

@@ -212,7 +212,7 @@ class Comparison:
 
     def to_html(self, title: str = "Provider comparison") -> str:
         """The whole report as one HTML document: table, charts (plotly.js inlined once), prompts."""
-        charts = [figure.to_html(full_html=False, include_plotlyjs=index == 0)
+        charts = [figure.to_html(full_html=False, include_plotlyjs=index == 0, config={"displaylogo": False})
                   for index, figure in enumerate(self.figures())]
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.created_at))
         simulated = sorted(t for t, where in self.served_by.items() if where == "simulator")
