@@ -30,12 +30,9 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-## bench: the speed benchmarks, side by side, printing ratios
+## bench: every benchmark in one session, one table of ratios and bars; writes BENCHMARKS.md
 bench: $(VENV)/.installed-dev
-	$(BIN)/python benchmarks/overhead.py
-	$(BIN)/python benchmarks/import_time.py
-	$(BIN)/python benchmarks/ovms.py
-	$(BIN)/python benchmarks/s3.py
+	$(BIN)/python benchmarks/run_all.py
 
 ## notebooks-clean: strip outputs and execution counts, as the notebooks are committed
 notebooks-clean: $(VENV)/.installed-notebooks

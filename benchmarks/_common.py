@@ -101,6 +101,11 @@ class Table:
     notes: list[str] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
 
+    @classmethod
+    def from_dict(cls, data: dict) -> Table:
+        """A table back from its JSON form (``dataclasses.asdict``)."""
+        return cls(**{**data, "checks": [Check(**c) for c in data["checks"]]})
+
     def ratio(self, measure: str, value: float, bar: str = "–", ok: bool | None = None, fmt: str = "{:.2f}×") -> None:
         self.checks.append(Check(measure, value, bar, ok, fmt))
 
