@@ -9,10 +9,11 @@ import platform
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 
 def pin(core: int) -> None:
@@ -37,7 +38,9 @@ def start_sim(core: int | None = None, *extra: str) -> Iterator[str]:
     cmd = [sys.executable, "-m", "accel_nb.sim", "--port", str(port), "--latency", "zero",
            "--rpm", "1000000000", "--tpm", "1000000000000", *extra]
     preexec = (lambda: pin(core)) if core is not None else None
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=preexec)
+    # its stderr goes to a file: a pipe nobody reads would block the simulator once it filled
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, preexec_fn=preexec)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -47,12 +50,20 @@ def start_sim(core: int | None = None, *extra: str) -> Iterator[str]:
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the simulator did not start: {proc.stderr.read().decode()[-2000:]}") from None
+                    raise RuntimeError(f"the simulator did not start: {_tail(log)}") from None
                 time.sleep(0.05)
         yield url
+        if proc.poll() is not None:
+            raise RuntimeError(f"the simulator died during the run (exit {proc.returncode}): {_tail(log)}")
     finally:
         proc.terminate()
         proc.wait(10)
+        log.close()
+
+
+def _tail(log: Any, size: int = 2000) -> str:
+    log.seek(0)
+    return log.read().decode(errors="replace")[-size:]
 
 
 def cpu_note() -> str:

@@ -32,7 +32,7 @@ ROOT = HERE.parent  # measure this checkout, not an installed copy
 #: name -> (arguments of a full run, of a --quick run); each runs as ``benchmarks/NAME.py``
 BENCHMARKS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "overhead": ((), ("-n", "200", "--clients", "accel_nb,aiohttp")),
-    "stream_fanout": ((), ("--streams", "50", "--tokens", "10")),
+    "stream_fanout": ((), ("--streams", "50", "--tokens", "50")),
     "queue_scale": ((), ("-n", "2000")),
     "import_time": ((), ("-n", "1")),
     "tei": ((), ("-n", "500", "--runs", "1")),
