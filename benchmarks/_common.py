@@ -132,6 +132,16 @@ class Table:
         print("\n" + self.markdown())
 
 
+def finish(result: Any, args: Any, table: Any) -> int:
+    """A benchmark's last step: its result as one line of JSON (``--json``, what run_all.py reads)
+    or as its table."""
+    if args.json:
+        print(json.dumps(result))
+    else:
+        table(result, args).print()
+    return 0
+
+
 def run_child(args: Sequence[str], *, env: dict[str, str] | None = None, timeout: float = 900) -> dict | None:
     """``python ARGS`` in a fresh process; the JSON object on its last line of output, or None
     (with the end of its stderr shown) when it failed."""

@@ -11,7 +11,6 @@ for in the cell — so interpreter and IPython start-up are not counted.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -19,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import Table, cpu_note
+from _common import Table, cpu_note, finish
 
 REPO = Path(__file__).resolve().parents[1]
 TIMED = "import time as _t; _s = _t.perf_counter(); {stmt}; print('@@', _t.perf_counter() - _s)"
@@ -87,11 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             results[label] = None
             continue
         results[label] = {"best_s": min(times), "median_s": statistics.median(times)}
-    if args.json:
-        print(json.dumps(results))
-        return 0
-    table(results, args).print()
-    return 0
+    return finish(results, args, table)
 
 
 if __name__ == "__main__":

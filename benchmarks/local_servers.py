@@ -23,7 +23,7 @@ import tempfile
 import time
 from typing import Any
 
-from _common import Table, cpu_note, pin, run_child, start_sim
+from _common import Table, cpu_note, finish, pin, run_child, start_sim
 from overhead import drive
 
 from accel_nb.providers.opea import bytes_literal
@@ -153,11 +153,7 @@ def main() -> int:
         for case in CASES:
             results[case] = {c: measure(c, case, sim_url, args.n, args.concurrency) for c in ("accel_nb", "aiohttp")}
             print(f"  measured {case}: {results[case]}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(results))
-        return 0
-    table(results, args).print()
-    return 0
+    return finish(results, args, table)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import tempfile
 import time
 from typing import Any, Awaitable, Callable
 
-from _common import Table, cpu_note, pin, run_child, start_sim
+from _common import Table, cpu_note, finish, pin, run_child, start_sim
 
 MODEL = "gpt-4o-mini"
 PROMPT = [{"role": "user", "content": "Say something short about queues."}]
@@ -216,11 +216,7 @@ def main() -> int:
             results[client] = {mode: measure(client, base, mode == "stream", args.n, args.concurrency)
                                for mode in ("chat", "stream")}
             print(f"  measured {client}: {results[client]}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(results))
-        return 0
-    table(results, args).print()
-    return 0
+    return finish(results, args, table)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import Table, cpu_note, pin, run_child, start_sim
+from _common import Table, cpu_note, finish, pin, run_child, start_sim
 
 ROOT = Path(__file__).resolve().parent.parent  # measure this checkout, not an installed copy
 MODEL = "ovms:affine"
@@ -155,11 +155,7 @@ def main() -> int:
         result = {"coalesced": measure(sim_url, str(args.delay_ms), args),
                   "one call each": measure(sim_url, "0", args),
                   "window": measure(sim_url, "window", args)}
-    if args.json:
-        print(json.dumps(result))
-        return 0
-    table(result, args).print()
-    return 0
+    return finish(result, args, table)
 
 
 if __name__ == "__main__":

@@ -15,14 +15,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
 import sys
 import tempfile
 import time
 import tracemalloc
 from pathlib import Path
 
-from _common import Table, cpu_note, pin, start_sim
+from _common import Table, cpu_note, finish, pin, start_sim
 
 BAR_BYTES = 2048
 
@@ -96,11 +95,7 @@ def main() -> int:
     with start_sim(core=1) as url:
         pin(0)
         result = measure(url, args.n, args.concurrency)
-    if args.json:
-        print(json.dumps(result))
-        return 0
-    table(result, args).print()
-    return 0
+    return finish(result, args, table)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from _common import Table, cpu_note, free_port, pin, run_child
+from _common import Table, cpu_note, finish, free_port, pin, run_child
 
 ROOT = Path(__file__).resolve().parent.parent  # measure this checkout, not an installed copy
 BUCKET = "bench"
@@ -164,11 +164,7 @@ def main() -> int:
                 if rate is not None:
                     rates[name].append(rate)
     result = {"rates": rates, "medians": {name: statistics.median(r) for name, r in rates.items() if r}}
-    if args.json:
-        print(json.dumps(result))
-        return 0
-    table(result, args).print()
-    return 0
+    return finish(result, args, table)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from _common import Table, cpu_note, pin, run_child, start_sim
+from _common import Table, cpu_note, finish, pin, run_child, start_sim
 
 ROOT = Path(__file__).resolve().parent.parent  # measure this checkout, not an installed copy
 MODEL = "gpt-4o-mini"
@@ -226,11 +226,7 @@ def main() -> int:
         return 0
     with start_sim(1, "--latency", "realistic", "--tps", str(args.tps), "--ttft", str(args.ttft)) as sim_url:
         result = run(sim_url, args)
-    if args.json:
-        print(json.dumps(result))
-        return 0
-    table(result, args).print()
-    return 0
+    return finish(result, args, table)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 
-from _common import Table, cpu_note, pin, run_child, start_sim
+from _common import Table, cpu_note, finish, pin, run_child, start_sim
 
 CLIENTS = ["accel_nb", "aiohttp"]
 TOPICS = ("cats", "tax filing", "rust compilers", "sourdough", "jazz chords", "orbital mechanics")
@@ -137,11 +137,7 @@ def main() -> int:
         return 1
     rate = {name: args.n / r["seconds"] for name, r in results.items()}
     result = {"texts_per_s": rate, "ratio": rate["accel_nb"] / rate["aiohttp"], "shape": results["accel_nb"]["shape"]}
-    if args.json:
-        print(json.dumps(result))
-        return 0
-    table(result, args).print()
-    return 0
+    return finish(result, args, table)
 
 
 if __name__ == "__main__":
