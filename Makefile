@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/pip --disable-pip-version-check -q
 
-.PHONY: demo test bench lint setup clean browser
+.PHONY: demo test bench lint setup clean browser notebooks-clean
 
 $(VENV)/.installed-%: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,9 +15,10 @@ $(VENV)/.installed-%: pyproject.toml
 
 setup: $(VENV)/.installed-test
 
-## demo: compare every chat provider against the built-in simulator (no keys needed)
-demo: $(VENV)/.installed-test
-	$(BIN)/accel-nb demo
+## demo: run the provider comparison notebook against the built-in simulator (no keys needed);
+##       writes demo/report.html and the executed notebook, prints a summary table
+demo: $(VENV)/.installed-notebooks
+	$(BIN)/accel-nb demo --notebook notebooks/02_compare_providers.ipynb --out demo
 
 ## test: the whole test suite, as CI runs it (browser tests drive Debian's Chromium)
 test: $(VENV)/.installed-test browser
@@ -29,13 +30,13 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-## bench: the speed benchmarks, side by side, printing ratios
+## bench: every benchmark in one session, one table of ratios and bars; writes BENCHMARKS.md
 bench: $(VENV)/.installed-dev
-	$(BIN)/python benchmarks/overhead.py
-	$(BIN)/python benchmarks/import_time.py
-	$(BIN)/python benchmarks/ovms.py
-	$(BIN)/python benchmarks/s3.py
-	$(BIN)/python benchmarks/dashboard.py
+	$(BIN)/python benchmarks/run_all.py
+
+## notebooks-clean: strip outputs and execution counts, as the notebooks are committed
+notebooks-clean: $(VENV)/.installed-notebooks
+	$(BIN)/python -m accel_nb.headless strip notebooks/*.ipynb
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check accel_nb tests benchmarks

@@ -35,9 +35,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     providers = commands.add_parser("providers", help="list providers, base URLs and where their keys come from")
     providers.set_defaults(run=_providers)
 
-    demo = commands.add_parser("demo", help="compare every chat provider against the built-in simulator")
-    demo.add_argument("args", nargs=argparse.REMAINDER, help="options of the demo (see accel-nb demo --help)")
-    demo.set_defaults(run=lambda a: __import__("accel_nb.demo", fromlist=["main"]).main(a.args))
+    commands.add_parser("demo", help="compare every chat provider against the built-in simulator",
+                        description="options: see accel-nb demo --help")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["demo"]:  # the demo parses its own options
+        from .demo import main as demo
+
+        return demo(argv[1:])
 
     args = parser.parse_args(argv)
     try:

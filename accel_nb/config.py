@@ -43,6 +43,7 @@ __all__ = [
     "data_dir",
     "load_settings",
     "read_config_file",
+    "simulated",
     "with_simulator",
     "write_config_file",
 ]
@@ -220,6 +221,18 @@ def with_simulator(settings: Settings, url: str) -> Settings:
                 current, base_url=url.rstrip("/") + adapter.sim_path, keys=[Secret(SIM_KEY, "simulator")]
             )
     return dataclasses.replace(settings, providers=providers)
+
+
+def simulated(settings: Settings) -> set[str]:
+    """The providers whose requests go to a simulator (``ACCEL_NB_SIM_URL`` or ``%accel sim start``),
+    so every face can say an answer did not come from the real service."""
+    sim_url = (settings.sim_url or "").rstrip("/")
+    return {
+        pid
+        for pid, ps in settings.providers.items()
+        if (ps.keys and all(k.source == "simulator" for k in ps.keys))
+        or (sim_url and ps.base_url.startswith(sim_url))
+    }
 
 
 def load_settings(

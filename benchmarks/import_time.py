@@ -11,7 +11,6 @@ for in the cell — so interpreter and IPython start-up are not counted.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -19,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import cpu_note, print_table
+from _common import Table, cpu_note, finish
 
 REPO = Path(__file__).resolve().parents[1]
 TIMED = "import time as _t; _s = _t.perf_counter(); {stmt}; print('@@', _t.perf_counter() - _s)"
@@ -49,11 +48,35 @@ def once(kind: str, stmt: str, env: dict[str, str]) -> float | None:
     raise RuntimeError(f"{stmt} failed:\n{proc.stdout[-1500:]}\n{proc.stderr[-1500:]}")
 
 
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("-n", "--repeat", type=int, default=5, help="runs per case (best is reported)")
+    p.add_argument("--json", action="store_true")
+    return p
+
+
+def table(results: dict[str, dict[str, float] | None], args: argparse.Namespace) -> Table:
+    base = results["%load_ext accel_nb"]
+    rows = []
+    for label, _, _ in CASES:
+        r = results[label]
+        if r is None:
+            rows.append([label, "not installed", "", ""])
+            continue
+        ratio = f"{r['best_s'] / base['best_s']:.1f}x" if base else "–"
+        rows.append([label, f"{r['best_s'] * 1000:.1f} ms", f"{r['median_s'] * 1000:.1f} ms", ratio])
+    t = Table(f"Import time, best and median of {args.repeat} fresh processes each. {cpu_note()}",
+              ["what", "best", "median", "vs %load_ext accel_nb"], rows)
+    if base:
+        t.ratio("%load_ext accel_nb, best", base["best_s"] * 1000, fmt="{:.1f} ms")
+        for label in ("import openai", "import litellm"):
+            if results.get(label):
+                t.ratio(f"{label} / %load_ext accel_nb", results[label]["best_s"] / base["best_s"], fmt="{:.1f}×")
+    return t
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-n", "--repeat", type=int, default=5, help="runs per case (best is reported)")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     env["IPYTHONDIR"] = tempfile.mkdtemp(prefix="accel-nb-bench-ipython-")  # no user profile, no startup files
     results: dict[str, dict[str, float] | None] = {}
@@ -63,22 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             results[label] = None
             continue
         results[label] = {"best_s": min(times), "median_s": statistics.median(times)}
-    if args.json:
-        print(json.dumps(results, indent=2))
-        return 0
-    base = results["%load_ext accel_nb"]["best_s"]  # type: ignore[index]
-    rows = []
-    for label, _, _ in CASES:
-        r = results[label]
-        if r is None:
-            rows.append([label, "not installed", "", ""])
-        else:
-            ratio = r["best_s"] / base
-            best, median = f"{r['best_s'] * 1000:.1f} ms", f"{r['median_s'] * 1000:.1f} ms"
-            rows.append([label, best, median, f"{ratio:.1f}x"])
-    print(f"Import time, best and median of {args.repeat} fresh processes each. {cpu_note()}\n")
-    print_table(["what", "best", "median", "vs %load_ext accel_nb"], rows)
-    return 0
+    return finish(results, args, table)
 
 
 if __name__ == "__main__":

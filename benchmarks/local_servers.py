@@ -18,13 +18,12 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from typing import Any
 
-from _common import cpu_note, pin, print_table, start_sim
+from _common import Table, cpu_note, finish, pin, run_child, start_sim
 from overhead import drive
 
 from accel_nb.providers.opea import bytes_literal
@@ -91,11 +90,9 @@ async def run(client: str, case: str, sim_url: str, n: int, concurrency: int) ->
     async def send() -> None:
         if provider == "llvm":
             await accel.ainfer("llvm:bert-base", PROMPT)
-        elif provider == "vllm":
-            async for _ in await accel.agenerate("vllm", PROMPT, max_tokens=TOKENS, stream=True):
-                pass
         else:
-            async for _ in accel.astream(provider, PROMPT, max_tokens=TOKENS):
+            kind = "generate" if provider == "vllm" else "chat"
+            async for _ in accel.astream(provider, PROMPT, kind=kind, max_tokens=TOKENS):
                 pass
 
     try:
@@ -114,24 +111,39 @@ def child(args: argparse.Namespace) -> dict[str, float]:
 
 
 def measure(client: str, case: str, sim_url: str, n: int, concurrency: int) -> dict[str, float] | None:
-    cmd = [sys.executable, __file__, "--child", client, "--case", case, "--sim", sim_url, "-n", str(n),
-           "-c", str(concurrency)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    if done.returncode != 0:
-        print(f"  {client} {case} failed:\n{done.stderr[-2000:]}", file=sys.stderr)
-        return None
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_child([__file__, "--child", client, "--case", case, "--sim", sim_url, "-n", str(n),
+                      "-c", str(concurrency)])
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-n", type=int, default=2000, help="requests per client and case")
+    p.add_argument("-c", "--concurrency", type=int, default=64)
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    p.add_argument("--case", help=argparse.SUPPRESS)
+    p.add_argument("--sim", help=argparse.SUPPRESS)
+    return p
+
+
+def table(results: dict[str, dict[str, dict[str, float] | None]], args: argparse.Namespace) -> Table:
+    rows = []
+    t = Table(f"Self-hosted protocols: {args.n} requests at concurrency {args.concurrency}, ~{TOKENS} frames a "
+              f"stream. {cpu_note()}", ["case", "accel_nb req/s", "aiohttp req/s", "ratio", "accel_nb CPU µs/req",
+                                        "aiohttp CPU µs/req", "ratio"], rows)
+    for case, found in results.items():
+        ours, raw = found["accel_nb"], found["aiohttp"]
+        if ours is None or raw is None:
+            rows.append([case, "failed", "", "", "", "", ""])
+            continue
+        rows.append([case, f"{ours['rate']:,.0f}", f"{raw['rate']:,.0f}", f"{ours['rate'] / raw['rate']:.2f}x",
+                     f"{ours['cpu_us']:,.0f}", f"{raw['cpu_us']:,.0f}", f"{raw['cpu_us'] / ours['cpu_us']:.2f}x"])
+        t.ratio(f"{case}: CPU per request, aiohttp / accel_nb", raw["cpu_us"] / ours["cpu_us"])
+    return t
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-n", type=int, default=2000, help="requests per client and case")
-    parser.add_argument("-c", "--concurrency", type=int, default=64)
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--case", help=argparse.SUPPRESS)
-    parser.add_argument("--sim", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser().parse_args()
     if args.child:
         print(json.dumps(child(args)))
         return 0
@@ -141,22 +153,7 @@ def main() -> int:
         for case in CASES:
             results[case] = {c: measure(c, case, sim_url, args.n, args.concurrency) for c in ("accel_nb", "aiohttp")}
             print(f"  measured {case}: {results[case]}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(results))
-        return 0
-    rows = []
-    for case, found in results.items():
-        ours, raw = found["accel_nb"], found["aiohttp"]
-        if ours is None or raw is None:
-            rows.append([case, "failed", "", "", "", "", ""])
-            continue
-        rows.append([case, f"{ours['rate']:,.0f}", f"{raw['rate']:,.0f}", f"{ours['rate'] / raw['rate']:.2f}x",
-                     f"{ours['cpu_us']:,.0f}", f"{raw['cpu_us']:,.0f}", f"{raw['cpu_us'] / ours['cpu_us']:.2f}x"])
-    print(f"\nSelf-hosted protocols: {args.n} requests at concurrency {args.concurrency}, ~{TOKENS} frames a stream. "
-          f"{cpu_note()}")
-    header = ["case", "accel_nb req/s", "aiohttp req/s", "ratio", "accel_nb CPU µs/req", "aiohttp CPU µs/req", "ratio"]
-    print_table(header, rows)
-    return 0
+    return finish(results, args, table)
 
 
 if __name__ == "__main__":

@@ -18,14 +18,13 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from _common import cpu_note, pin, print_table, start_sim
+from _common import Table, cpu_note, finish, pin, run_child, start_sim
 
 MODEL = "gpt-4o-mini"
 PROMPT = [{"role": "user", "content": "Say something short about queues."}]
@@ -168,27 +167,47 @@ def child(args: argparse.Namespace) -> None:
 
 # -- the driver --------------------------------------------------------------------------------
 def measure(client: str, base: str, stream: bool, n: int, concurrency: int) -> float | None:
-    cmd = [sys.executable, __file__, "--child", client, "--base", base, "-n", str(n), "-c", str(concurrency)]
-    if stream:
-        cmd.append("--stream")
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    if done.returncode != 0:
-        print(f"  {client}{' stream' if stream else ''} failed:\n{done.stderr[-2000:]}", file=sys.stderr)
-        return None
-    return json.loads(done.stdout.strip().splitlines()[-1])["rate"]
+    args = [__file__, "--child", client, "--base", base, "-n", str(n), "-c", str(concurrency)]
+    found = run_child([*args, "--stream"] if stream else args)
+    return None if found is None else found["rate"]
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-n", type=int, default=3000, help="requests per client and mode")
+    p.add_argument("-c", "--concurrency", type=int, default=64)
+    p.add_argument("--clients", default=",".join(CLIENTS), help="comma-separated subset of " + ",".join(CLIENTS))
+    p.add_argument("--repeat", type=int, default=3, help="alternating rounds; the best rate of each counts")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    p.add_argument("--base", help=argparse.SUPPRESS)
+    p.add_argument("--stream", action="store_true", help=argparse.SUPPRESS)
+    return p
+
+
+def table(results: dict[str, dict[str, float | None]], args: argparse.Namespace) -> Table:
+    rows = []
+    base_rates = results.get("aiohttp", {})
+    for client, rates in results.items():
+        row = [client]
+        for mode in ("chat", "stream"):
+            rate, ref = rates.get(mode), base_rates.get(mode)
+            row += ["failed" if rate is None else f"{rate:,.0f}", f"{rate / ref:.2f}×" if rate and ref else "–"]
+        rows.append(row)
+    t = Table(f"Engine overhead: {args.n} requests at concurrency {args.concurrency}; streams of "
+              f"~{STREAM_TOKENS} frames; best of {args.repeat} alternating rounds. {cpu_note()}",
+              ["client", "req/s", "vs aiohttp", "streams/s", "vs aiohttp"], rows)
+    ours = results.get("accel_nb", {})
+    if ours and base_rates and all(ours.get(m) and base_rates.get(m) for m in ("chat", "stream")):
+        worst = min(ours[m] / base_rates[m] for m in ("chat", "stream"))
+        t.ratio("accel_nb / raw aiohttp, requests per second, worse of chat and stream", worst, "≥ 0.80×",
+                worst >= 0.8)
+        t.notes.append(f"accel_nb (tracking + ledger on) at {worst:.2f}× raw aiohttp in its worse mode")
+    return t
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-n", type=int, default=3000, help="requests per client and mode")
-    parser.add_argument("-c", "--concurrency", type=int, default=64)
-    parser.add_argument("--clients", default=",".join(CLIENTS), help="comma-separated subset of " + ",".join(CLIENTS))
-    parser.add_argument("--repeat", type=int, default=3, help="alternating rounds; the best rate of each counts")
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--base", help=argparse.SUPPRESS)
-    parser.add_argument("--stream", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser().parse_args()
     if args.child:
         args.client = args.child
         child(args)
@@ -205,25 +224,7 @@ def main() -> int:
                     best = results[client][mode]
                     results[client][mode] = rate if best is None or (rate is not None and rate > best) else best
                 print(f"  measured {client}: {results[client]}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(results))
-        return 0
-    rows = []
-    base_rates = results.get("aiohttp", {})
-    for client, rates in results.items():
-        row = [client]
-        for mode in ("chat", "stream"):
-            rate, ref = rates.get(mode), base_rates.get(mode)
-            row += ["failed" if rate is None else f"{rate:,.0f}", f"{rate / ref:.2f}×" if rate and ref else "–"]
-        rows.append(row)
-    print(f"\nEngine overhead: {args.n} requests at concurrency {args.concurrency}; streams of "
-          f"~{STREAM_TOKENS} frames; best of {args.repeat} alternating rounds. {cpu_note()}")
-    print_table(["client", "req/s", "vs aiohttp", "streams/s", "vs aiohttp"], rows)
-    ours, raw = results.get("accel_nb", {}), base_rates
-    if ours and raw and all(ours.get(m) and raw.get(m) for m in ("chat", "stream")):
-        worst = min(ours[m] / raw[m] for m in ("chat", "stream"))
-        print(f"\naccel_nb (tracking + ledger on) at {worst:.2f}× raw aiohttp in its worse mode (bar: ≥ 0.80×)")
-    return 0
+    return finish(results, args, table)
 
 
 if __name__ == "__main__":

@@ -19,14 +19,12 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
+from typing import Any
 
-from _common import cpu_note, pin, print_table, start_sim
+from _common import Table, cpu_note, finish, pin, run_child, start_sim
 
 ROOT = Path(__file__).resolve().parent.parent  # measure this checkout, not an installed copy
 MODEL = "ovms:affine"
@@ -38,12 +36,12 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def server_infers(base: str) -> int:
-    stats = json.loads(urllib.request.urlopen(base + "/_sim/stats", timeout=10).read())
-    return stats["routes"].get("POST /ovms/v2/models/{model}/infer", 0)
+    from accel_nb.sim import fetch_stats
+
+    return fetch_stats(base)["routes"].get("POST /ovms/v2/models/{model}/infer", 0)
 
 
 def make_client(base: str, delay_ms: float, max_size: int):
-    sys.path.insert(0, str(ROOT))
     import accel_nb
 
     home = tempfile.mkdtemp()
@@ -107,56 +105,57 @@ def child(args: argparse.Namespace) -> dict[str, float]:
 
 
 def measure(base: str, what: str, args: argparse.Namespace) -> dict[str, float] | None:
-    cmd = [sys.executable, __file__, "--child", what, "--base", base, "--delay-ms", str(args.delay_ms),
-           "--max-size", str(args.max_size), "-n", str(args.n), "--sequential", str(args.sequential)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    if done.returncode != 0:
-        print(f"  {what} failed:\n{done.stderr[-2000:]}", file=sys.stderr)
-        return None
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_child([__file__, "--child", what, "--base", base, "--delay-ms", str(args.delay_ms),
+                      "--max-size", str(args.max_size), "-n", str(args.n), "--sequential", str(args.sequential)])
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-n", type=int, default=2000, help="concurrent one-row calls (default 2000)")
+    p.add_argument("--max-size", type=int, default=64, help="batch.max_size (default 64)")
+    p.add_argument("--delay-ms", type=float, default=5.0, help="batch.delay_ms when coalescing (default 5)")
+    p.add_argument("--sequential", type=int, default=200, help="one-at-a-time calls for the window's cost")
+    p.add_argument("--latency", choices=("realistic", "zero"), default="realistic",
+                   help="the simulator's latency model (zero: no inference cost)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    p.add_argument("--base", help=argparse.SUPPRESS)
+    return p
+
+
+def table(result: dict[str, Any], args: argparse.Namespace) -> Table:
+    on, off, alone = result["coalesced"], result["one call each"], result["window"]
+    rows = [[name, f"{r['rate']:,.0f}", f"{r['p50'] * 1000:.1f}", f"{r['p95'] * 1000:.1f}", f"{r['requests']:,}"]
+            for name, r in result.items() if name != "window" and r]
+    t = Table(f"OVMS: {args.n:,} concurrent one-row infer calls to {MODEL}, simulator latency {args.latency}; "
+              f"batch max_size {args.max_size}, delay {args.delay_ms:g} ms. {cpu_note()}",
+              ["mode", "calls/s", "p50 ms", "p95 ms", "HTTP requests"], rows)
+    if on and off:
+        t.ratio("coalesced / one call each, calls per second", on["rate"] / off["rate"])
+        t.ratio("HTTP requests, one call each / coalesced", off["requests"] / max(on["requests"], 1), fmt="{:.0f}×")
+        t.notes.append(f"p95 under load {on['p95'] * 1000:.0f} ms coalesced, "
+                       f"{off['p95'] * 1000:.0f} ms one call each")
+    if alone:
+        t.ratio(f"the window's cost, p50 of {args.sequential} calls one at a time",
+                (alone["on_p50"] - alone["off_p50"]) * 1000, f"≈ delay_ms = {args.delay_ms:g}", fmt="+{:.1f} ms")
+        t.notes.append(f"one call at a time (alternating): p50 {alone['off_p50'] * 1000:.1f} -> "
+                       f"{alone['on_p50'] * 1000:.1f} ms, p95 {alone['off_p95'] * 1000:.1f} -> "
+                       f"{alone['on_p95'] * 1000:.1f} ms")
+    return t
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-n", type=int, default=2000, help="concurrent one-row calls (default 2000)")
-    parser.add_argument("--max-size", type=int, default=64, help="batch.max_size (default 64)")
-    parser.add_argument("--delay-ms", type=float, default=5.0, help="batch.delay_ms when coalescing (default 5)")
-    parser.add_argument("--sequential", type=int, default=200, help="one-at-a-time calls for the window's cost")
-    parser.add_argument("--latency", choices=("realistic", "zero"), default="realistic",
-                        help="the simulator's latency model (zero: no inference cost)")
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--base", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser().parse_args()
     if args.child:
         print(json.dumps(child(args)))
         return 0
 
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     with start_sim(1, "--latency", args.latency) as sim_url:
-        results = {"coalesced": measure(sim_url, str(args.delay_ms), args),
-                   "one call each": measure(sim_url, "0", args)}
-        alone = measure(sim_url, "window", args)
-    if args.json:
-        print(json.dumps({**results, "window": alone}))
-        return 0
-    on, off = results["coalesced"], results["one call each"]
-    print(f"\nOVMS: {args.n:,} concurrent one-row infer calls to {MODEL}, simulator latency {args.latency}; "
-          f"batch max_size {args.max_size}, delay {args.delay_ms:g} ms. {cpu_note()}")
-    rows = [[name, f"{r['rate']:,.0f}", f"{r['p50'] * 1000:.1f}", f"{r['p95'] * 1000:.1f}", f"{r['requests']:,}"]
-            for name, r in results.items() if r]
-    print_table(["mode", "calls/s", "p50 ms", "p95 ms", "HTTP requests"], rows)
-    if on and off:
-        print(f"\nspeed-up from coalescing: {on['rate'] / off['rate']:.1f}× "
-              f"({off['requests'] / max(on['requests'], 1):.0f}× fewer HTTP requests); "
-              f"p95 under load {on['p95'] * 1000:.0f} ms vs {off['p95'] * 1000:.0f} ms")
-    if alone:
-        print(f"the batching window's cost, {args.sequential} calls one at a time (alternating): "
-              f"p50 {alone['off_p50'] * 1000:.1f} -> {alone['on_p50'] * 1000:.1f} ms "
-              f"(+{(alone['on_p50'] - alone['off_p50']) * 1000:.1f}), "
-              f"p95 {alone['off_p95'] * 1000:.1f} -> {alone['on_p95'] * 1000:.1f} ms "
-              f"(+{(alone['on_p95'] - alone['off_p95']) * 1000:.1f}); delay_ms = {args.delay_ms:g}")
-    return 0
+        result = {"coalesced": measure(sim_url, str(args.delay_ms), args),
+                  "one call each": measure(sim_url, "0", args),
+                  "window": measure(sim_url, "window", args)}
+    return finish(result, args, table)
 
 
 if __name__ == "__main__":

@@ -15,14 +15,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
 import sys
 import tempfile
 import time
 import tracemalloc
 from pathlib import Path
 
-from _common import cpu_note, pin, print_table, start_sim
+from _common import Table, cpu_note, finish, pin, start_sim
 
 BAR_BYTES = 2048
 
@@ -69,26 +68,34 @@ def measure(sim_url: str, n: int, concurrency: int) -> dict[str, float]:
         client.close()
 
 
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-n", type=int, default=100_000)
+    p.add_argument("-c", "--concurrency", type=int, default=64, help="slots of the lane")
+    p.add_argument("--json", action="store_true")
+    return p
+
+
+def table(result: dict[str, float], args: argparse.Namespace) -> Table:
+    t = Table(f"Queue scale: {args.n:,} requests queued behind {args.concurrency} held slots. {cpu_note()}",
+              ["measure", "value", "bar"], [
+                  ["memory per queued request", f"{result['bytes_per_request']:,.0f} B", f"< {BAR_BYTES:,} B"],
+                  ["admitted", f"{result['admit_per_s']:,.0f} req/s", ""],
+                  ["dispatched and completed", f"{result['complete_per_s']:,.0f} req/s", ""],
+                  ["failed", f"{result['failures']:,}", "0"],
+              ])
+    t.ratio("memory per queued request", result["bytes_per_request"], f"< {BAR_BYTES:,} B",
+            result["bytes_per_request"] < BAR_BYTES, fmt="{:,.0f} B")
+    t.ratio("queued requests that failed", result["failures"], "0", result["failures"] == 0, fmt="{:,.0f}")
+    return t
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-n", type=int, default=100_000)
-    parser.add_argument("-c", "--concurrency", type=int, default=64, help="slots of the lane")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
+    args = parser().parse_args()
     with start_sim(core=1) as url:
         pin(0)
         result = measure(url, args.n, args.concurrency)
-    if args.json:
-        print(json.dumps(result))
-        return 0
-    print(f"\nQueue scale: {args.n:,} requests queued behind {args.concurrency} held slots. {cpu_note()}")
-    print_table(["measure", "value", "bar"], [
-        ["memory per queued request", f"{result['bytes_per_request']:,.0f} B", f"< {BAR_BYTES:,} B"],
-        ["admitted", f"{result['admit_per_s']:,.0f} req/s", ""],
-        ["dispatched and completed", f"{result['complete_per_s']:,.0f} req/s", ""],
-        ["failed", f"{result['failures']:,}", "0"],
-    ])
-    return 0
+    return finish(result, args, table)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from _common import cpu_note, free_port, pin, print_table
+from _common import Table, cpu_note, finish, free_port, pin, run_child
 
 ROOT = Path(__file__).resolve().parent.parent  # measure this checkout, not an installed copy
 BUCKET = "bench"
@@ -113,27 +113,42 @@ def run(name: str, url: str, n: int, size: int, width: int) -> float:
 
 
 def measure(name: str, url: str, args: argparse.Namespace) -> float | None:
-    cmd = [sys.executable, __file__, "--child", name, "--url", url, "-n", str(args.n), "--size", str(args.size),
-           "--width", str(args.width)]
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
            "AWS_DEFAULT_REGION": "us-east-1"}
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
-    if done.returncode != 0:
-        print(f"  {name} failed:\n{done.stderr[-2000:]}", file=sys.stderr)
-        return None
-    return json.loads(done.stdout.strip().splitlines()[-1])["rate"]
+    found = run_child([__file__, "--child", name, "--url", url, "-n", str(args.n), "--size", str(args.size),
+                       "--width", str(args.width)], env=env)
+    return None if found is None else found["rate"]
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-n", type=int, default=200, help="puts per client and round (default 200)")
+    p.add_argument("--size", type=int, default=64 * 1024, help="bytes per object (default 64 KiB)")
+    p.add_argument("--width", type=int, default=16, help="puts in flight (default 16)")
+    p.add_argument("--rounds", type=int, default=3, help="rounds, clients alternating (default 3)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    p.add_argument("--url", help=argparse.SUPPRESS)
+    return p
+
+
+def table(result: dict[str, Any], args: argparse.Namespace) -> Table:
+    rates, medians = result["rates"], result["medians"]
+    base = medians.get("boto3")
+    rows = [[name, f"{rate:,.0f}", f"{rate / base:.2f}×" if base else "–",
+             " ".join(f"{r:,.0f}" for r in rates[name])] for name, rate in medians.items()]
+    t = Table(f"S3: {args.n} puts of {args.size // 1024} KiB, {args.width} in flight, against moto's server; "
+              f"median of {args.rounds} alternating rounds. {cpu_note()}",
+              ["client", "puts/s", "vs boto3", "each round"], rows)
+    ours = [medians[name] for name in ("accel_nb aput", "accel_nb put") if name in medians]
+    if ours and base:
+        worst = min(ours) / base
+        t.ratio("accel_nb / plain boto3, puts per second, worse of aput and put", worst, "≥ 0.90×", worst >= 0.9)
+    return t
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-n", type=int, default=200, help="puts per client and round (default 200)")
-    parser.add_argument("--size", type=int, default=64 * 1024, help="bytes per object (default 64 KiB)")
-    parser.add_argument("--width", type=int, default=16, help="puts in flight (default 16)")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds, clients alternating (default 3)")
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--url", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser().parse_args()
     if args.child:
         pin(0)
         print(json.dumps({"rate": run(args.child, args.url, args.n, args.size, args.width)}))
@@ -149,21 +164,8 @@ def main() -> int:
                 rate = measure(name, url, args)
                 if rate is not None:
                     rates[name].append(rate)
-    medians = {name: statistics.median(r) for name, r in rates.items() if r}
-    if args.json:
-        print(json.dumps({"rates": rates, "medians": medians}))
-        return 0
-    print(f"\nS3: {args.n} puts of {args.size // 1024} KiB, {args.width} in flight, against moto's server; "
-          f"median of {args.rounds} alternating rounds. {cpu_note()}")
-    base = medians.get("boto3")
-    rows = [[name, f"{rate:,.0f}", f"{rate / base:.2f}×" if base else "–",
-             " ".join(f"{r:,.0f}" for r in rates[name])] for name, rate in medians.items()]
-    print_table(["client", "puts/s", "vs boto3", "each round"], rows)
-    ours = [medians[name] for name in ("accel_nb aput", "accel_nb put") if name in medians]
-    if ours and base:
-        print(f"\naccel_nb (queue, lanes, retries, breaker, tracker, ledger) at {min(ours) / base:.2f}× "
-              f"plain boto3 in its worse mode (bar: >= 0.90×)")
-    return 0
+    result = {"rates": rates, "medians": {name: statistics.median(r) for name, r in rates.items() if r}}
+    return finish(result, args, table)
 
 
 if __name__ == "__main__":

@@ -19,12 +19,11 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 
-from _common import cpu_note, pin, print_table, start_sim
+from _common import Table, cpu_note, finish, pin, run_child, start_sim
 
 CLIENTS = ["accel_nb", "aiohttp"]
 TOPICS = ("cats", "tax filing", "rust compilers", "sourdough", "jazz chords", "orbital mechanics")
@@ -101,24 +100,33 @@ def child(args: argparse.Namespace) -> None:
 
 
 def measure(client: str, base: str, n: int, concurrency: int, runs: int) -> dict | None:
-    cmd = [sys.executable, __file__, "--child", client, "--base", base, "-n", str(n), "-c", str(concurrency),
-           "--runs", str(runs)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    if done.returncode != 0:
-        print(f"  {client} failed:\n{done.stderr[-2000:]}", file=sys.stderr)
-        return None
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_child([__file__, "--child", client, "--base", base, "-n", str(n), "-c", str(concurrency),
+                      "--runs", str(runs)])
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-n", type=int, default=10_000, help="texts to embed")
+    p.add_argument("-c", "--concurrency", type=int, default=32, help="requests in flight (both clients)")
+    p.add_argument("--runs", type=int, default=3, help="timed runs per client (best is kept)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    p.add_argument("--base", help=argparse.SUPPRESS)
+    return p
+
+
+def table(result: dict, args: argparse.Namespace) -> Table:
+    rate = result["texts_per_s"]
+    rows = [[name, f"{args.n / rate[name]:.3f}", f"{rate[name]:,.0f}", f"{rate[name] / rate['aiohttp']:.2f}x"]
+            for name in CLIENTS]
+    t = Table(f"TEI embeddings: {args.n} texts, concurrency {args.concurrency}, best of {args.runs}. {cpu_note()}",
+              ["client", "seconds", "texts/s", "vs aiohttp"], rows)
+    t.ratio("accel_nb / raw aiohttp, texts embedded per second", result["ratio"], "≥ 0.80×", result["ratio"] >= 0.8)
+    return t
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-n", type=int, default=10_000, help="texts to embed")
-    parser.add_argument("-c", "--concurrency", type=int, default=32, help="requests in flight (both clients)")
-    parser.add_argument("--runs", type=int, default=3, help="timed runs per client (best is kept)")
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--base", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser().parse_args()
     if args.child:
         child(args)
         return 0
@@ -128,16 +136,8 @@ def main() -> int:
     if any(r is None for r in results.values()):
         return 1
     rate = {name: args.n / r["seconds"] for name, r in results.items()}
-    ratio = rate["accel_nb"] / rate["aiohttp"]
-    if args.json:
-        print(json.dumps({"texts_per_s": rate, "ratio": ratio, "shape": results["accel_nb"]["shape"]}))
-        return 0
-    print(f"TEI embeddings: {args.n} texts, concurrency {args.concurrency}, best of {args.runs}. {cpu_note()}")
-    rows = [[name, f"{results[name]['seconds']:.3f}", f"{rate[name]:,.0f}", f"{rate[name] / rate['aiohttp']:.2f}x"]
-            for name in CLIENTS]
-    print_table(["client", "seconds", "texts/s", "vs aiohttp"], rows)
-    print(f"\nratio accel_nb / aiohttp = {ratio:.2f} (bar: >= 0.80) -> {'PASS' if ratio >= 0.8 else 'FAIL'}")
-    return 0
+    result = {"texts_per_s": rate, "ratio": rate["accel_nb"] / rate["aiohttp"], "shape": results["accel_nb"]["shape"]}
+    return finish(result, args, table)
 
 
 if __name__ == "__main__":

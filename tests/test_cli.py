@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 import accel_nb
 from accel_nb.cli import main
 
@@ -37,3 +39,13 @@ def test_logs_on_an_empty_ledger_and_bad_input(capsys):
 def test_sim_subcommand_is_wired():
     done = subprocess.run([sys.executable, "-m", "accel_nb.cli", "sim", "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "--faults" in done.stdout and "--require-key" in done.stdout
+
+
+def test_demo_takes_its_own_options(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--latency", "zero", "--faults", "400:0"]) == 0
+    printed = capsys.readouterr().out
+    assert "8 prompts × 4 providers" in printed and "claude:claude-sonnet-4-5" in printed
+    assert (tmp_path / "ledger.sqlite3").exists()
+    with pytest.raises(SystemExit):
+        main(["demo", "--notebook", str(tmp_path / "missing.ipynb")])
+    assert "no notebook at" in capsys.readouterr().err

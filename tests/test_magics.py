@@ -546,6 +546,23 @@ def test_sim_start_points_only_keyless_providers_at_the_simulator(shell, monkeyp
         set_default_client(None)
 
 
+def test_sim_start_under_accel_nb_sim_url_uses_that_simulator(shell, sim, monkeypatch):
+    monkeypatch.setenv("ACCEL_NB_SIM_URL", sim.url)  # e.g. a notebook run by `make demo`
+    set_default_client(Client())
+    try:
+        started = run(shell, "%accel sim start").text
+        assert f"{sim.url} answers for " in started and "ACCEL_NB_SIM_URL points here" in started
+        assert "SIMULATOR ON" not in started  # no second simulator that nobody would use
+        run(shell, "%%accel claude --max-tokens 3\nHello")
+        assert "requests so far: claude: 1" in run(shell, "%accel sim status").text
+        sim.stop()
+        assert "does not answer" in run(shell, "%accel sim status").text
+    finally:
+        set_default_client(None)
+    monkeypatch.delenv("ACCEL_NB_SIM_URL")
+    assert "no provider is simulated" in run(shell, "%accel sim status").text
+
+
 def test_stats_logs_help_and_widget_placeholders(shell, client):
     run(shell, "%%accel claude\nHello")
     stats = run(shell, "%accel stats")

@@ -99,7 +99,8 @@ def test_a_429_with_a_long_hint_shows_a_cooldown(make_client, sim):
     assert client.chat("openai", "Hi").attempts == 2  # the other key answered at once
     eventually(lambda: "cooling down until" in key_state(keys, "openai", "runtime …aaaa"))
     assert key_state(keys, "openai", "runtime …bbbb") == "active"
-    assert re.search(r"runtime …aaaa</td>.*?cooling down until \d\d:\d\d:\d\d \((29|30) s\)", monitor.view.value)
+    shown = re.search(r"runtime …aaaa</td>.*?cooling down until \d\d:\d\d:\d\d \((\d+) s\)", monitor.view.value)
+    assert shown and 0 < int(shown.group(1)) <= 30  # the seconds left when the panel last rendered
     assert dot_colour(picker, "openai") == YELLOW and "1 cooling down" in picker.health.value
     assert dot_colour(picker, "claude") == GREEN
 

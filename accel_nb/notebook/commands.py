@@ -256,8 +256,8 @@ def _sim_start(session: Session, args: argparse.Namespace) -> None:
     from ..config import with_simulator
     from ..sim import serve
 
-    if session.sim is not None:
-        return _sim_status(session)
+    if session.sim is not None or session.client().settings.sim_url:
+        return _sim_status(session)  # already on a simulator: a second one would serve nobody
     try:
         server = serve(args.port, latency=args.latency, faults=args.faults)
     except (ValueError, OSError) as exc:
@@ -293,19 +293,25 @@ def _sim_stop(session: Session, *, quiet: bool = False) -> None:
 
 
 def _sim_status(session: Session) -> None:
+    from ..sim import fetch_stats
+
     client = session.client()
     simulated = sorted(session.simulated(client))
+    if session.sim is None and not client.settings.sim_url:
+        return _info("simulator", "no provider is simulated", hint="`%accel sim start` starts one")
     if session.sim is None:
-        where = "no provider is simulated"
-        if simulated:
-            where = f"providers on a simulator (ACCEL_NB_SIM_URL): {', '.join(simulated)}"
-        return _info("simulator", f"not started by %accel sim start; {where}")
-    stats = session.sim.stats()
+        url, hint = client.settings.sim_url, "ACCEL_NB_SIM_URL points here; unset it to use the real APIs"
+        try:
+            stats = fetch_stats(url)
+        except (OSError, ValueError) as exc:
+            return _info("simulator", f"ACCEL_NB_SIM_URL is {url}, which does not answer: {exc}", tone="error")
+    else:
+        url, hint, stats = session.sim.url, "`%accel sim stop` restores the real APIs", session.sim.stats()
     counts = ", ".join(f"{k}: {v}" for k, v in sorted(stats.get("requests", {}).items())) or "none yet"
     _info(
         "🧪 simulator running",
-        f"{session.sim.url} answers for {', '.join(simulated) or 'no provider'}; requests so far: {counts}",
-        hint="`%accel sim stop` restores the real APIs",
+        f"{url} answers for {', '.join(simulated) or 'no provider'}; requests so far: {counts}",
+        hint=hint,
         tone="warning",
     )
 

@@ -43,13 +43,9 @@ class Session:
 
     def simulated(self, client: Any) -> set[str]:
         """Providers whose requests go to a simulator (so every footer can say so)."""
-        sim_url = (client.settings.sim_url or "").rstrip("/")
-        return {
-            pid
-            for pid, ps in client.settings.providers.items()
-            if (ps.keys and all(k.source == "simulator" for k in ps.keys))
-            or (sim_url and ps.base_url.startswith(sim_url))
-        }
+        from ..config import simulated
+
+        return simulated(client.settings)
 
     # -- errors ---------------------------------------------------------------------------------
     def remember(self, error: BaseException, where: str, client: Any = None) -> None:

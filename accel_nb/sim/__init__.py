@@ -12,6 +12,6 @@ everything runs with no keys and no network.
 
 from __future__ import annotations
 
-from .server import SimServer, build_app, serve
+from .server import SimServer, build_app, fetch_stats, serve
 
-__all__ = ["SimServer", "build_app", "serve"]
+__all__ = ["SimServer", "build_app", "fetch_stats", "serve"]

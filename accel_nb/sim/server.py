@@ -16,6 +16,8 @@ import math
 import secrets
 import threading
 import time
+import urllib.parse
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -37,7 +39,19 @@ from .tei import TEI
 from .tgi import TGI
 from .vllm import VLLM
 
-__all__ = ["PROTOCOLS", "Latency", "Pace", "RateBook", "SimServer", "SimState", "Stats", "Window", "build_app", "serve"]
+__all__ = [
+    "PROTOCOLS",
+    "Latency",
+    "Pace",
+    "RateBook",
+    "SimServer",
+    "SimState",
+    "Stats",
+    "Window",
+    "build_app",
+    "fetch_stats",
+    "serve",
+]
 
 #: Every simulated API.  Adding one is a module with a ``Protocol`` subclass and an entry here.
 PROTOCOLS: tuple[type[Protocol], ...] = (Anthropic, OpenAI, Groq, Gemini, TGI, TEI, Ollama, Llvm, VLLM, OPEA, OVMS)
@@ -451,3 +465,11 @@ def serve(
         tpm=tpm,
     )
     return SimServer(app, host, port)
+
+
+def fetch_stats(url: str, timeout: float = 10.0) -> dict[str, Any]:
+    """What a simulator running anywhere (another process, ``ACCEL_NB_SIM_URL``) has served, as
+    ``SimServer.stats()`` gives it; ``url`` is its root or any provider base URL on it."""
+    parts = urllib.parse.urlsplit(url)
+    with urllib.request.urlopen(f"{parts.scheme}://{parts.netloc}/_sim/stats", timeout=timeout) as reply:
+        return json.loads(reply.read())
