@@ -3,9 +3,10 @@ queued, so bad input fails at once with a message that says what to do."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+import orjson
 
 from . import errors
 
@@ -85,7 +86,7 @@ def params(options: dict[str, Any], provider: str) -> dict[str, Any]:
         raise errors.BadRequestError(f"params must be a dict, not {type(extra).__name__}", provider=provider)
     if extra:
         try:
-            json.dumps(extra)
+            orjson.dumps(extra, option=orjson.OPT_NON_STR_KEYS)  # what the transport will send
         except (TypeError, ValueError) as exc:
             raise errors.BadRequestError(f"params must be JSON-serializable: {exc}", provider=provider) from None
         params.update(extra)
@@ -96,7 +97,7 @@ def json_input(value: Any) -> Any:
     """An inference input as JSON: numpy arrays (anything with ``tolist``) become lists."""
     value = value.tolist() if hasattr(value, "tolist") else value
     try:
-        json.dumps(value)
+        orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
     except (TypeError, ValueError) as exc:
         raise errors.BadRequestError(
             f"the input must be JSON (numbers, strings, lists, dicts) or a numpy array: {exc}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -57,7 +58,7 @@ def test_round_trip_of_small_objects(s3):
     client.s3.delete(bucket, "notes/a.txt")
     with pytest.raises(errors.NotFoundError):
         client.s3.head(bucket, "notes/a.txt")
-    row = next(r for r in client.logs(20) if '"op": "put"' in (r["prompt"] or ""))
+    row = next(r for r in client.logs(20) if json.loads(r["prompt"] or "{}").get("op") == "put")
     assert row["kind"] == "s3" and row["model"] == bucket and row["status"] == "ok"
     assert row["input_tokens"] in (19, len("text is stored as UTF-8: é".encode())) and row["http_status"] == 200
 

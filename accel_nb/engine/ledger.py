@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import operator
 from typing import Any, Protocol
+
+import orjson
 
 from .sqlite import SqliteStore
 
@@ -86,7 +87,7 @@ class SqliteLedger(SqliteStore):
         values = self._VALUES(row)
         prompt = values[self._PROMPT]
         if prompt is not None and not isinstance(prompt, str):
-            values = (*values[: self._PROMPT], json.dumps(prompt, ensure_ascii=False), *values[self._PROMPT + 1 :])
+            values = (*values[: self._PROMPT], orjson.dumps(prompt).decode(), *values[self._PROMPT + 1 :])
         self.write(self._INSERT, values)
 
     def query(

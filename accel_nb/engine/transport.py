@@ -8,10 +8,10 @@ engine's overhead bar is set against raw aiohttp.
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 import aiohttp
+import orjson
 
 from .. import errors
 from ..providers.base import HttpCall, snippet
@@ -37,7 +37,7 @@ class Transport:
 
     def send(self, call: HttpCall) -> Any:
         """An ``async with`` context giving the ``aiohttp.ClientResponse``."""
-        body = None if call.json is None else json.dumps(call.json, separators=(",", ":")).encode()
+        body = None if call.json is None else orjson.dumps(call.json, option=orjson.OPT_NON_STR_KEYS)
         return self.session.request(call.method, call.url, data=body, headers=call.headers)
 
     async def close(self) -> None:
@@ -48,7 +48,7 @@ class Transport:
 
 def decode_json(body: bytes, provider: str, status: int) -> Any:
     try:
-        return json.loads(body)
+        return orjson.loads(body)
     except ValueError:
         what = "an empty body" if not body.strip() else "something that is not JSON"
         raise errors.ProtocolError(

@@ -16,6 +16,8 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import orjson
+
 from .. import errors
 from ..secret import Secret
 from ..types import Request, Usage
@@ -254,7 +256,7 @@ class Adapter:
     def frame_json(self, data: str) -> Any:
         """One stream frame's JSON; a ``ProtocolError`` showing its first bytes when it is not."""
         try:
-            return json.loads(data)
+            return orjson.loads(data)
         except ValueError:
             raise protocol_error(f"{self.id} stream frame is not JSON", data) from None
 
@@ -386,7 +388,7 @@ def retry_hint(headers: Mapping[str, str], message: str = "") -> float | None:
 def parse_json(body: bytes | str) -> Any:
     """Decoded JSON, or ``None`` when the body is not JSON."""
     try:
-        return json.loads(body)
+        return orjson.loads(body)
     except (ValueError, TypeError):
         return None
 
