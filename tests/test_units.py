@@ -247,3 +247,28 @@ def test_request_ids_are_version_4_uuids():
     for text in ids:
         parsed = uuid.UUID(text)
         assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, text)
+
+
+def test_ledger_migrations_on_a_blank_and_on_an_old_database(tmp_path):
+    import sqlite3
+
+    from accel_nb.engine.ledger import COLUMNS, SqliteLedger
+
+    class OldLedger(SqliteLedger):  # the ledger as the first release wrote it
+        MIGRATIONS = SqliteLedger.MIGRATIONS[:1]
+
+    old = OldLedger(tmp_path / "ledger.sqlite3")
+    for i in range(3):
+        old.write(OldLedger._INSERT.replace("INSERT", "INSERT OR REPLACE"),
+                  [f"id-{i}" if c == "id" else (100.0 + i if c == "created_at" else "x") for c in COLUMNS])
+    old.close()
+    ledger = SqliteLedger(tmp_path / "ledger.sqlite3")  # migrates the old file in place
+    assert [row["id"] for row in ledger.query(10)] == ["id-2", "id-1", "id-0"]  # kept, newest first
+    with sqlite3.connect(tmp_path / "ledger.sqlite3") as db:
+        applied = [name for (name,) in db.execute("SELECT name FROM _migrations ORDER BY name")]
+        indexes = [name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE tbl_name = 'requests'")]
+    assert applied == ["m001_requests", "m002_rowid_order"] and indexes == ["requests", "requests_batch"]
+    ledger.close()
+    blank = SqliteLedger(tmp_path / "blank.sqlite3")
+    assert blank.query(5) == []
+    blank.close()
