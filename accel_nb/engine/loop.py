@@ -84,7 +84,12 @@ class EngineLoop:
 
     def run(self, coro: Coroutine[Any, Any, Any], timeout: float | None = None) -> Any:
         """Run a coroutine on the engine loop and wait for it (from any other thread)."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+        try:
+            future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        except RuntimeError:  # the loop is closed (the client was closed): nothing will run it
+            coro.close()
+            raise
+        return future.result(timeout)
 
     def stop(self, timeout: float = 5.0) -> None:
         if self.loop.is_closed():
