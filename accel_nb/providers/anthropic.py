@@ -18,7 +18,7 @@ from .base import (
     classify_status,
     parse_json,
     protocol_error,
-    running_low,
+    rate_limits_from,
     snippet,
 )
 
@@ -142,29 +142,8 @@ class Anthropic(Adapter):
         return error
 
     def rate_limits(self, headers: Mapping[str, str]) -> RateLimits | None:
-        prefix = "anthropic-ratelimit-"
-        if prefix + "requests-remaining" not in headers and prefix + "tokens-remaining" not in headers:
-            return None
-
-        def number(name: str) -> float | None:
-            try:
-                return float(headers[prefix + name])
-            except (KeyError, ValueError):
-                return None
-
-        def reset(kind: str, limit: float | None, remaining: float | None) -> float | None:
-            return _seconds_until(headers.get(prefix + kind + "-reset")) if running_low(limit, remaining) else None
-
-        requests_limit, requests_left = number("requests-limit"), number("requests-remaining")
-        tokens_limit, tokens_left = number("tokens-limit"), number("tokens-remaining")
-        return RateLimits(
-            requests_limit=requests_limit,
-            requests_remaining=requests_left,
-            requests_reset_s=reset("requests", requests_limit, requests_left),
-            tokens_limit=tokens_limit,
-            tokens_remaining=tokens_left,
-            tokens_reset_s=reset("tokens", tokens_limit, tokens_left),
-        )
+        """``anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}``, resets as RFC 3339 times."""
+        return rate_limits_from(headers, lambda kind, field: f"anthropic-ratelimit-{kind}-{field}", _seconds_until)
 
 
 def _spend_cap(err: dict, headers: Mapping[str, str]) -> bool:

@@ -12,7 +12,7 @@ import email.utils
 import json
 import re
 import time
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -34,6 +34,7 @@ __all__ = [
     "parse_duration",
     "parse_json",
     "protocol_error",
+    "rate_limits_from",
     "retry_hint",
     "running_low",
     "snippet",
@@ -342,6 +343,29 @@ def running_low(limit: float | None, remaining: float | None) -> bool:
     """Whether a budget is worth pacing: half of it spent.  Until then a reply's reset time
     (a duration or a date to parse, on every reply) tells the limiter nothing it needs."""
     return remaining is not None and (not limit or remaining < limit / 2)
+
+
+def rate_limits_from(
+    headers: Mapping[str, str], header: Callable[[str, str], str], seconds: Callable[[str], float | None]
+) -> RateLimits | None:
+    """Request and token budgets from headers named ``header(kind, field)`` (kind ``requests`` or
+    ``tokens``; field ``limit``, ``remaining`` or ``reset``).  A reset (a duration or a date:
+    ``seconds`` turns it into seconds) is read only once its budget is running low."""
+    if header("requests", "remaining") not in headers and header("tokens", "remaining") not in headers:
+        return None
+    budget: list[float | None] = []
+    for kind in ("requests", "tokens"):
+        limit, left = _number(headers.get(header(kind, "limit"))), _number(headers.get(header(kind, "remaining")))
+        reset = headers.get(header(kind, "reset")) if running_low(limit, left) else None
+        budget += [limit, left, seconds(reset) if reset else None]
+    return RateLimits(*budget)
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None
 
 
 _TRY_AGAIN = re.compile(r"try again in ((?:\d+(?:\.\d+)?(?:ms|h|m|s))+)", re.IGNORECASE)

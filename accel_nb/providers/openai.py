@@ -22,7 +22,7 @@ from .base import (
     parse_duration,
     parse_json,
     protocol_error,
-    running_low,
+    rate_limits_from,
     snippet,
 )
 
@@ -154,32 +154,7 @@ class OpenAICompatible(Adapter):
 
 def openai_rate_limits(headers: Mapping[str, str]) -> RateLimits | None:
     """``x-ratelimit-{limit,remaining,reset}-{requests,tokens}``, resets as ``6m0s`` durations."""
-    if "x-ratelimit-remaining-requests" not in headers and "x-ratelimit-remaining-tokens" not in headers:
-        return None
-
-    def number(name: str) -> float | None:
-        value = headers.get(name)
-        if value is None:
-            return None
-        try:
-            return float(value)
-        except ValueError:
-            return None
-
-    def duration(name: str, limit: float | None, remaining: float | None) -> float | None:
-        value = headers.get(name) if running_low(limit, remaining) else None
-        return parse_duration(value) if value else None
-
-    requests_limit, requests_left = number("x-ratelimit-limit-requests"), number("x-ratelimit-remaining-requests")
-    tokens_limit, tokens_left = number("x-ratelimit-limit-tokens"), number("x-ratelimit-remaining-tokens")
-    return RateLimits(
-        requests_limit=requests_limit,
-        requests_remaining=requests_left,
-        requests_reset_s=duration("x-ratelimit-reset-requests", requests_limit, requests_left),
-        tokens_limit=tokens_limit,
-        tokens_remaining=tokens_left,
-        tokens_reset_s=duration("x-ratelimit-reset-tokens", tokens_limit, tokens_left),
-    )
+    return rate_limits_from(headers, lambda kind, field: f"x-ratelimit-{field}-{kind}", parse_duration)
 
 
 class OpenAI(OpenAICompatible):
