@@ -32,6 +32,7 @@ from .streams import POLL_S, AsyncStream, Stream, wait_get
 from .types import _NO_HEADERS, Priority, Request, Response, Usage
 
 if TYPE_CHECKING:
+    from .engine.state import LaneState
     from .ovmskit import OVMSKit
     from .results import Results
     from .s3kit import S3Kit
@@ -63,8 +64,12 @@ class Client:
         keys: Mapping[str, str | list[str]] | None = None,
         cache: bool | None = None,
         timeout: float | None = None,
+        lane_state: LaneState | None = None,
     ) -> None:
+        """``lane_state`` is where each key's pacing, breaker and cooldown state lives: this
+        process's memory by default; a shared store lets kernels that share keys share it."""
         self.settings: Settings = load_settings(config, keys)
+        self._lane_state = lane_state
         if cache is not None:
             self.settings.cache = cache
         if timeout is not None:
@@ -83,7 +88,7 @@ class Client:
         if self._engine is None:
             with self._lock:
                 if self._engine is None:
-                    self._engine = Engine(self.settings)
+                    self._engine = Engine(self.settings, state=self._lane_state)
                     registry.engine_started(self)
         return self._engine
 

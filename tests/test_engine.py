@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 import accel_nb
 from accel_nb import errors
+from accel_nb.engine.state import MemoryLaneState
 
 CHAT_PROVIDERS = ["claude", "openai", "groq", "gemini"]
 KEY = "sk-test-DISTINCTIVE-key-9f3k"
@@ -247,6 +250,42 @@ def test_429_cools_one_key_while_the_other_works(make_client, sim):
     assert keys == ["runtime …bbbb", "runtime …bbbb"]
     lanes = {lane["key"]: lane["state"] for lane in client.stats()["providers"]["openai"]["lanes"]}
     assert lanes == {"runtime …aaaa": "cooling", "runtime …bbbb": "active"}
+
+
+class SharedLaneState(MemoryLaneState):
+    """What a shared store gives every kernel: one state object per (provider, key)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.made: dict[tuple[str, str, str], Any] = {}
+
+    def _one(self, what: str, provider: str, key: str, make: Callable[[], Any]) -> Any:
+        return self.made.setdefault((what, provider, key), make())
+
+    def limiter(self, provider, key, rpm, tpm):
+        return self._one("limiter", provider, key, lambda: super(SharedLaneState, self).limiter(provider, key, rpm, tpm))
+
+    def breaker(self, provider, key, policy):
+        return self._one("breaker", provider, key, lambda: super(SharedLaneState, self).breaker(provider, key, policy))
+
+    def cooldown(self, provider, key):
+        return self._one("cooldown", provider, key, lambda: super(SharedLaneState, self).cooldown(provider, key))
+
+
+def test_clients_sharing_lane_state_share_a_keys_cooldown(sim):
+    """The lane-state interface is what lets many kernels honour one key's 429 together."""
+    shared = SharedLaneState()
+    config = {"sim_url": sim.url, "retry": {"max_attempts": 1}}
+    keys = {"openai": "sk-shared-key-000000aaaa"}
+    with accel_nb.Client(config, keys=keys, lane_state=shared) as first, \
+            accel_nb.Client(config, keys=keys, lane_state=shared) as second:
+        sim.script("openai", ["429=1.5"])
+        with pytest.raises(errors.RateLimitError):
+            first.chat("openai", "Hi")
+        start = time.monotonic()
+        response = second.chat("openai", "Hi")  # never got a 429 itself, yet waits out the key's rest
+        assert response.attempts == 1 and time.monotonic() - start >= 1.0
+        assert [k for k in shared.made if k[0] == "cooldown"] == [("cooldown", "openai", "runtime …aaaa")]
 
 
 def test_401_retires_only_that_key(make_client, sim_factory):

@@ -11,6 +11,7 @@ from tenacity import RetryCallState
 from accel_nb import errors
 from accel_nb.config import RetrySettings
 from accel_nb.engine.breaker import CircuitBreaker
+from accel_nb.engine.cooldown import Cooldown
 from accel_nb.engine.keys import KeyPool
 from accel_nb.engine.lanes import Lane
 from accel_nb.engine.limiter import RateLimiter, TokenBucket
@@ -91,7 +92,7 @@ def test_rate_limiter_slows_down_before_the_server_says_429():
 
 def lane(clock, name="k", concurrency=1):
     return Lane("openai", Secret(f"sk-{name}-0123456789", "env:X"), "http://x", concurrency,
-                RateLimiter(clock=clock), CircuitBreaker(clock=clock), clock)
+                RateLimiter(clock=clock), CircuitBreaker(clock=clock), Cooldown(clock))
 
 
 def test_key_pool_rotates_and_skips_cooling_keys():
@@ -106,12 +107,23 @@ def test_key_pool_rotates_and_skips_cooling_keys():
     assert picked == lanes and pool.pick(0) == (None, float("inf"))
     for item in lanes:
         item.finish()
-    lanes[0].cool_down(5.0, 0.5, 30)
+    lanes[0].cooldown.cool(5.0, 0.5, 30)
     assert pool.pick(0)[0] is not lanes[0]
     lanes[1].retired = lanes[2].retired = "401"
     assert pool.pick(0) == (None, pytest.approx(5.0))
     lanes[0].retired = "401"
     assert pool.pick(0) == (None, None)
+
+
+def test_cooldown_takes_the_hint_else_backs_off_with_jitter_until_a_success():
+    clock = Clock()
+    rest = Cooldown(clock)
+    assert rest.cool(7.0, 0.5, 30) == 7.0 and rest.remaining_s() == pytest.approx(7.0)
+    clock.now += 7
+    waits = [rest.cool(None, 1.0, 4.0) for _ in range(4)]  # ceilings 2, 4, 4, 4 after the hinted 429
+    assert all(c / 2 <= w <= c for w, c in zip(waits, (2.0, 4.0, 4.0, 4.0)))
+    rest.warm()
+    assert 0.5 <= rest.cool(None, 1.0, 4.0) <= 1.0
 
 
 def test_key_pool_least_loaded_and_most_remaining():

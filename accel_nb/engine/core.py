@@ -32,7 +32,6 @@ from ..providers.sse import SSEDecoder
 from ..secret import Redactor, Secret
 from ..tokens import count_tokens, estimate_prompt_tokens
 from ..types import Priority, Request, Response, Usage
-from .breaker import CircuitBreaker
 from .cache import SqliteCache
 from .catalog import MISSING, ModelCatalog
 from .coalesce import Coalescer
@@ -40,10 +39,10 @@ from .job import DONE, QUEUED, RUNNING, TEXT_KINDS, Job
 from .keys import KeyPool
 from .lanes import UNKNOWN, Lane
 from .ledger import SqliteLedger
-from .limiter import RateLimiter
 from .loop import EngineLoop, Mailbox
 from .retry import RetryPolicy
 from .sinks import Sink
+from .state import LaneState, MemoryLaneState
 from .threads import SdkRunner
 from .tracker import Tracker
 from .transport import Transport, decode_json, transport_error
@@ -78,9 +77,11 @@ class Engine:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Any] = asyncio.sleep,
+        state: LaneState | None = None,
     ) -> None:
         self.settings = settings
         self._clock = clock
+        self._state = state or MemoryLaneState(clock)
         self.tracker = Tracker()
         self.redact = Redactor()
         for pid, provider in settings.providers.items():
@@ -373,15 +374,16 @@ class Engine:
 
     def _lane(self, provider: str, key: Secret | None) -> Lane:
         cfg = self.settings.providers[provider]
-        breaker = self.settings.breaker
+        label = key.label if key else "no key"
+        state = self._state
         return Lane(
             provider,
             key,
             cfg.base_url,
             cfg.concurrency,
-            RateLimiter(cfg.rpm, cfg.tpm, self._clock),
-            CircuitBreaker(breaker.failures, breaker.cooldown_s, breaker.successes, self._clock),
-            self._clock,
+            state.limiter(provider, label, cfg.rpm, cfg.tpm),
+            state.breaker(provider, label, self.settings.breaker),
+            state.cooldown(provider, label),
         )
 
     def _pool(self, provider: str) -> _ProviderPool:
@@ -505,8 +507,7 @@ class Engine:
         """For a key-scoped error: seconds until some live key of the provider is out of cooldown."""
         if _outcome(exc) not in (_RATE_LIMITED, _REJECTED_KEY):
             return None
-        now = self._clock()
-        waits = [max(0.0, lane.cooling_until - now) for lane in self._pool(job.request.provider).keys.live()]
+        waits = [lane.cooldown.remaining_s() for lane in self._pool(job.request.provider).keys.live()]
         return min(waits, default=0.0)
 
     def _on_retry(self, job: Job, state: Any) -> None:
@@ -712,14 +713,14 @@ class Engine:
         breaker = lane.breaker
         if outcome == _SUCCESS:
             breaker.on_success()
-            lane.warm()
+            lane.cooldown.warm()
         elif outcome == _FAILURE:
             breaker.on_failure()
         else:
             breaker.on_neutral()
             if outcome == _RATE_LIMITED and error is not None:
                 retry = self.settings.retry
-                lane.cool_down(error.retry_after_s, retry.backoff_base_s, retry.backoff_max_s)
+                lane.cooldown.cool(error.retry_after_s, retry.backoff_base_s, retry.backoff_max_s)
             elif outcome == _REJECTED_KEY:
                 lane.retired = "rejected (401)"
         self._pump(self._pool(lane.provider))
@@ -909,7 +910,6 @@ class Engine:
         await self._transport.close()
 
     def _snapshot(self) -> dict[str, Any]:
-        now = self._clock()
         providers: dict[str, Any] = {}
         for pid in self.settings.providers:
             metrics = self.tracker.providers.get(pid)
@@ -931,7 +931,7 @@ class Engine:
                     "state": lane.state(),
                     "in_flight": lane.in_flight,
                     "concurrency": lane.concurrency,
-                    "cooling_s": max(0.0, lane.cooling_until - now),
+                    "cooling_s": lane.cooldown.remaining_s(),
                     "breaker": lane.breaker.state,
                     "retired": lane.retired,
                 }

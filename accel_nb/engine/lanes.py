@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import random
-import time
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..secret import Secret
-from .breaker import CircuitBreaker
-from .limiter import RateLimiter
+
+if TYPE_CHECKING:
+    from .state import Breaker, KeyCooldown, Limiter
 
 __all__ = ["UNKNOWN", "Lane"]
 
@@ -29,12 +27,10 @@ class Lane:
         "in_flight",
         "limiter",
         "breaker",
-        "cooling_until",
-        "_cool_streak",
+        "cooldown",
         "retired",
         "info",
         "discovery",
-        "_clock",
     )
 
     def __init__(
@@ -43,9 +39,9 @@ class Lane:
         key: Secret | None,
         base_url: str,
         concurrency: int,
-        limiter: RateLimiter,
-        breaker: CircuitBreaker,
-        clock: Callable[[], float] = time.monotonic,
+        limiter: Limiter,
+        breaker: Breaker,
+        cooldown: KeyCooldown,
     ) -> None:
         self.provider = provider
         self.key = key
@@ -55,18 +51,16 @@ class Lane:
         self.in_flight = 0
         self.limiter = limiter
         self.breaker = breaker
-        self.cooling_until = 0.0
-        self._cool_streak = 0
+        self.cooldown = cooldown
         self.retired: str | None = None
         self.info: Any = UNKNOWN  # what the adapter learned from its discovery call, once
         self.discovery: asyncio.Future[Any] | None = None
-        self._clock = clock
 
     def state(self) -> str:
         """``active``, ``cooling``, ``retired``, or the breaker's ``open`` / ``half_open``."""
         if self.retired:
             return "retired"
-        if self.cooling_until > self._clock():
+        if self.cooldown.remaining_s() > 0:
             return "cooling"
         breaker = self.breaker.state
         return "active" if breaker == "closed" else breaker
@@ -76,7 +70,7 @@ class Lane:
         ``None`` when this lane cannot serve (retired, or its breaker is open)."""
         if self.retired or not self.breaker.available():
             return None
-        wait = max(0.0, self.cooling_until - self._clock())
+        wait = self.cooldown.remaining_s()
         if self.in_flight >= self.concurrency:
             return float("inf")
         return max(wait, self.limiter.wait_s(tokens))
@@ -88,15 +82,3 @@ class Lane:
 
     def finish(self) -> None:
         self.in_flight -= 1
-
-    def cool_down(self, hint_s: float | None, base_s: float, cap_s: float) -> float:
-        """A 429 on this key: rest it for the server's hint, else for a growing backoff."""
-        if hint_s is None:
-            ceiling = min(cap_s, base_s * 2**self._cool_streak)
-            hint_s = ceiling / 2 + random.uniform(0, ceiling / 2)
-        self._cool_streak += 1
-        self.cooling_until = max(self.cooling_until, self._clock() + hint_s)
-        return hint_s
-
-    def warm(self) -> None:
-        self._cool_streak = 0

@@ -11,9 +11,9 @@ import asyncio
 from typing import Any
 
 from .. import errors
-from ..streams import wait_get
 from ..engine.sinks import Channel, LoopQueueSink, QueueSink, StreamEnd
 from ..providers.admin import AdminCall
+from ..streams import wait_get
 from .base import ServerNamespace
 
 __all__ = ["OllamaServer"]
