@@ -71,12 +71,16 @@ def params(options: dict[str, Any], provider: str) -> dict[str, Any]:
         if value is not None:
             params[name] = value
     if "max_tokens" in params and not (isinstance(params["max_tokens"], int) and params["max_tokens"] > 0):
-        raise errors.BadRequestError(f"max_tokens must be a positive integer, not {params['max_tokens']!r}", provider=provider)
+        raise errors.BadRequestError(
+            f"max_tokens must be a positive integer, not {params['max_tokens']!r}", provider=provider
+        )
     for name, low, high in (("temperature", 0.0, 2.0), ("top_p", 0.0, 1.0)):
         if name in params:
             value = params[name]
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-                raise errors.BadRequestError(f"{name} must be a number from {low:g} to {high:g}, not {value!r}", provider=provider)
+                raise errors.BadRequestError(
+                    f"{name} must be a number from {low:g} to {high:g}, not {value!r}", provider=provider
+                )
     if "stop" in params:
         stop = params["stop"]
         if not (isinstance(stop, str) or (isinstance(stop, list) and all(isinstance(s, str) for s in stop))):

@@ -125,7 +125,9 @@ class Client:
         job, sink = self._job("chat", target, prompt, options, FutureSink())
         return self._wait(job, sink)
 
-    async def achat(self, target: str, prompt: str | Sequence[Mapping[str, Any]] | None = None, **options: Any) -> Response:
+    async def achat(
+        self, target: str, prompt: str | Sequence[Mapping[str, Any]] | None = None, **options: Any
+    ) -> Response:
         """``chat`` for asyncio code: awaits without blocking the caller's loop."""
         job, future = self._async_job("chat", target, prompt, options)
         return await self._await(job, future)
@@ -221,11 +223,13 @@ class Client:
                     **options: Any) -> Results:
         """Many inputs in one call (LLVM ``/batch_infer``): a list of outputs in input order,
         with ``.response`` for the call's metadata."""
-        return self._call("infer_batch", target, checks.batch_inputs(inputs), {**options, "params": parameters}, _results)
+        options = {**options, "params": parameters}
+        return self._call("infer_batch", target, checks.batch_inputs(inputs), options, _results)
 
     async def ainfer_batch(self, target: str, inputs: Iterable[Any], *, parameters: Mapping[str, Any] | None = None,
                            **options: Any) -> Results:
-        return await self._acall("infer_batch", target, checks.batch_inputs(inputs), {**options, "params": parameters}, _results)
+        options = {**options, "params": parameters}
+        return await self._acall("infer_batch", target, checks.batch_inputs(inputs), options, _results)
 
     # -- self-hosted servers' own calls ------------------------------------------------------
     @functools.cached_property

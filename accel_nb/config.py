@@ -261,7 +261,9 @@ def load_settings(
         own = {"batch"} if adapter.batch else set()
         _check_keys(section, _PROVIDER_FIELDS | own | set(adapter.options), f"providers.{pid}")
         found = _discover_keys(adapter, runtime_keys.get(pid), environ, dotenv, section.pop("keys", None))
-        base_url = section.pop("base_url", None) or _first_env(environ, adapter.base_url_env) or adapter.default_base_url
+        base_url = (
+            section.pop("base_url", None) or _first_env(environ, adapter.base_url_env) or adapter.default_base_url
+        )
         base_url = adapter.normalize_url(base_url)
         services = _service_urls(adapter, section.pop("services", None) or {}, environ, base_url)
         if sim_url and adapter.sim_path is not None:

@@ -68,7 +68,8 @@ def _tail(log: Any, size: int = 2000) -> str:
 
 
 def cpu_note() -> str:
-    return f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}."
+    python, day = platform.python_version(), time.strftime("%Y-%m-%d")
+    return f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {python}, {day}."
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -7,9 +7,9 @@ ledger) and raw aiohttp reading the same SSE (one ``json.loads`` a frame).  Repo
 streams completed, the chunks received, the client process's CPU seconds per 1,000 chunks
 (the cost a kernel pays to keep up; wall time is set by the pace), and the ratio of the two.
 
-The simulator has to write N × 50 frames a second.  Each stream's pace (tokens per second from
+The simulator has to write N * 50 frames a second.  Each stream's pace (tokens per second from
 its first token to its last) says whether it did: when the median stream ran below 90 % of 50
-tokens/s, the simulator set the pace, not the client, and sent tokens in bunches; N × that
+tokens/s, the simulator set the pace, not the client, and sent tokens in bunches; N * that
 median is the frame rate it kept up.  Then raw aiohttp (the cheaper client, so not the one
 falling behind) probes smaller counts until the simulator keeps pace, and both clients run
 again at that count: the table has the requested count and the largest one this simulator

@@ -263,13 +263,16 @@ class SharedLaneState(MemoryLaneState):
         return self.made.setdefault((what, provider, key), make())
 
     def limiter(self, provider, key, rpm, tpm):
-        return self._one("limiter", provider, key, lambda: super(SharedLaneState, self).limiter(provider, key, rpm, tpm))
+        make = super().limiter
+        return self._one("limiter", provider, key, lambda: make(provider, key, rpm, tpm))
 
     def breaker(self, provider, key, policy):
-        return self._one("breaker", provider, key, lambda: super(SharedLaneState, self).breaker(provider, key, policy))
+        make = super().breaker
+        return self._one("breaker", provider, key, lambda: make(provider, key, policy))
 
     def cooldown(self, provider, key):
-        return self._one("cooldown", provider, key, lambda: super(SharedLaneState, self).cooldown(provider, key))
+        make = super().cooldown
+        return self._one("cooldown", provider, key, lambda: make(provider, key))
 
 
 def test_clients_sharing_lane_state_share_a_keys_cooldown(sim):

@@ -224,7 +224,9 @@ def test_secret_never_prints_and_cannot_be_pickled():
 
 
 def test_errors_pickle_and_print_where():
-    err = errors.RateLimitError("slow down", provider="openai", status=429, request_id="r1", retry_after_s=2, hint="wait")
+    err = errors.RateLimitError(
+        "slow down", provider="openai", status=429, request_id="r1", retry_after_s=2, hint="wait"
+    )
     copy = pickle.loads(pickle.dumps(err))
     assert (copy.provider, copy.status, copy.retry_after_s, copy.retryable) == ("openai", 429, 2, True)
     assert str(copy) == "slow down (openai, HTTP 429, request r1)\n→ wait"

@@ -19,10 +19,16 @@ class CircuitBreaker:
     the probe slot.  The clock is injected so tests never wait.
     """
 
-    __slots__ = ("failures", "cooldown_s", "successes", "_clock", "_state", "_streak", "_opened_at", "_probing", "_probe_ok")
+    __slots__ = (
+        "failures", "cooldown_s", "successes", "_clock", "_state", "_streak", "_opened_at", "_probing", "_probe_ok"
+    )
 
     def __init__(
-        self, failures: int = 5, cooldown_s: float = 30.0, successes: int = 1, clock: Callable[[], float] = time.monotonic
+        self,
+        failures: int = 5,
+        cooldown_s: float = 30.0,
+        successes: int = 1,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.failures = max(1, failures)
         self.cooldown_s = cooldown_s

@@ -52,6 +52,9 @@ __all__ = ["Engine"]
 log = logging.getLogger("accel_nb")
 
 _PRIORITY_NAMES = tuple(p.name.lower() for p in Priority)
+#: what the response cache keeps of an answer
+_STORED_FIELDS = ("text", "provider", "model", "cost_usd", "finish_reason", "raw")
+_STORED_USAGE = ("input_tokens", "output_tokens", "total_tokens", "estimated")
 _SUCCESS, _FAILURE, _RATE_LIMITED, _REJECTED_KEY, _NEUTRAL = range(5)
 
 
@@ -769,8 +772,8 @@ class Engine:
             raw=reply.raw,
         )
         if job.cache_key is not None and req.kind in TEXT_KINDS and (cache := self._cache_store()):
-            stored = {k: getattr(response, k) for k in ("text", "provider", "model", "cost_usd", "finish_reason", "raw")}
-            stored["usage"] = {k: getattr(usage, k) for k in ("input_tokens", "output_tokens", "total_tokens", "estimated")}
+            stored = {k: getattr(response, k) for k in _STORED_FIELDS}
+            stored["usage"] = {k: getattr(usage, k) for k in _STORED_USAGE}
             cache.put(job.cache_key, stored)
         result = job.finish(reply, response) if job.finish is not None else response
         self._finish(job, response, None, result)

@@ -72,7 +72,9 @@ class RateLimiter:
 
     __slots__ = ("requests", "tokens", "_clock")
 
-    def __init__(self, rpm: float | None = None, tpm: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, rpm: float | None = None, tpm: float | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._clock = clock
         now = clock()
         self.requests = TokenBucket(rpm / 60.0 if rpm else None, rpm, now)

@@ -154,7 +154,8 @@ def _spend_cap(err: dict, headers: Mapping[str, str]) -> bool:
     if isinstance(details, dict) and details.get("error_code") == "enforced_spend_limit_reached":
         return True
     lowered = (err.get("message") or "").lower()
-    return "retry-after" not in headers and any(w in lowered for w in ("spend limit", "budget", "credit balance", "usage limits"))
+    spending = ("spend limit", "budget", "credit balance", "usage limits")
+    return "retry-after" not in headers and any(word in lowered for word in spending)
 
 
 def _seconds_until(rfc3339: str | None) -> float | None:
