@@ -25,7 +25,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from _common import cpu_note, print_table, start_sim
+from _common import Table, cpu_note, finish, start_sim
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -140,33 +140,37 @@ def _summary(pairs: list[tuple[dict, dict]]) -> dict[str, float]:
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-n", type=int, default=3000, help="requests per measurement")
-    parser.add_argument("-c", "--concurrency", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=5, help="side-by-side rounds per mode")
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    args = parser.parse_args()
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-n", type=int, default=3000, help="requests per measurement")
+    p.add_argument("-c", "--concurrency", type=int, default=64)
+    p.add_argument("--rounds", type=int, default=5, help="side-by-side rounds per mode")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    return p
 
+
+def table(summary: dict[str, dict[str, float]], args: argparse.Namespace) -> Table:
+    rows = [[mode, f"{s['cpu_us_off']:.0f} / {s['cpu_us_on']:.0f}", f"{s['ratio']:.3f}×",
+             f"{s['off']:,.0f} / {s['on']:,.0f}", f"{s['renders']:.0f} ({s['render_ms']:.0f} ms CPU)",
+             f"{s['widget_messages']:.0f}"] for mode, s in summary.items()]
+    t = Table(f"Dashboard overhead: {args.n} requests at concurrency {args.concurrency}, two headless kernels "
+              f"side by side on one core, medians of {args.rounds} rounds. {cpu_note()}",
+              ["mode", "kernel CPU µs/request without / with", "throughput ratio", "req/s sharing the core",
+               "renders", "widget messages"], rows)
+    worst = min(s["ratio"] for s in summary.values())
+    t.ratio("throughput with the dashboard open / without, worse of chat and stream", worst, "≥ 0.95×",
+            worst >= 0.95, "{:.3f}×")
+    return t
+
+
+def main() -> int:
+    args = parser().parse_args()
     # no simulated rate limit: thousands of requests a run, many runs a minute, one key
     with start_sim(1, "--rpm", "1000000000", "--tpm", "1000000000000") as sim_url:
         base = sim_url + "/openai/v1"
         runs = {mode: measure_mode(base, mode == "stream", args.n, args.concurrency, args.rounds)
                 for mode in ("chat", "stream")}
-    summary = {mode: _summary(pairs) for mode, pairs in runs.items()}
-    if args.json:
-        print(json.dumps(summary))
-        return 0
-    print(f"\nDashboard overhead: {args.n} requests at concurrency {args.concurrency}, two headless kernels side by "
-          f"side on one core, medians of {args.rounds} rounds. {cpu_note()}")
-    rows = [[mode, f"{s['cpu_us_off']:.0f} / {s['cpu_us_on']:.0f}", f"{s['ratio']:.3f}×",
-             f"{s['off']:,.0f} / {s['on']:,.0f}", f"{s['renders']:.0f} ({s['render_ms']:.0f} ms CPU)",
-             f"{s['widget_messages']:.0f}"] for mode, s in summary.items()]
-    print_table(["mode", "kernel CPU µs/request without / with", "throughput ratio", "req/s sharing the core",
-                 "renders", "widget messages"], rows)
-    worst = min(s["ratio"] for s in summary.values())
-    print(f"\nengine throughput with the dashboard open at {worst:.3f}× of without it, worse mode (bar: ≥ 0.95×)")
-    return 0
+    return finish({mode: _summary(pairs) for mode, pairs in runs.items()}, args, table)
 
 
 if __name__ == "__main__":
