@@ -35,7 +35,7 @@ BENCHMARKS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "stream_fanout": ((), ("--streams", "50", "--tokens", "50")),
     "queue_scale": ((), ("-n", "2000")),
     "import_time": ((), ("-n", "1")),
-    "tei": ((), ("-n", "500", "--runs", "1")),
+    "tei": ((), ("-n", "500", "--runs", "1", "--rounds", "1")),
     "ovms": ((), ("-n", "200", "--sequential", "20")),
     "s3": ((), ("-n", "20", "--rounds", "1")),
     "local_servers": ((), ("-n", "100")),

@@ -6,8 +6,10 @@ each client runs in a fresh process pinned to the other.  ``accel_nb`` makes one
 splits the texts, sends the parts through its queue (retries, ledger and all) and
 joins one float32 matrix.  ``aiohttp`` reads ``/info`` itself, posts the same batches
 with the same concurrency and builds the same matrix.  Both are timed from the call
-to the finished matrix, best of ``--runs`` after a warm-up; the ratio is texts/s of
-accel_nb over raw aiohttp (the bar: >= 0.8).
+to the finished matrix, best of ``--runs`` after a warm-up, in ``--rounds`` fresh processes
+per client taken in turns (one process can run steadily slower than the next, so no
+client's figure rests on one process); the ratio is texts/s of accel_nb over raw
+aiohttp (the bar: >= 0.8).
 
     python benchmarks/tei.py               # 10,000 texts, concurrency 32
     python benchmarks/tei.py -n 2000 --json
@@ -108,7 +110,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-n", type=int, default=10_000, help="texts to embed")
     p.add_argument("-c", "--concurrency", type=int, default=32, help="requests in flight (both clients)")
-    p.add_argument("--runs", type=int, default=3, help="timed runs per client (best is kept)")
+    p.add_argument("--runs", type=int, default=3, help="timed runs per process (best is kept)")
+    p.add_argument("--rounds", type=int, default=3, help="fresh processes per client, clients in turns")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--base", help=argparse.SUPPRESS)
@@ -119,7 +122,8 @@ def table(result: dict, args: argparse.Namespace) -> Table:
     rate = result["texts_per_s"]
     rows = [[name, f"{args.n / rate[name]:.3f}", f"{rate[name]:,.0f}", f"{rate[name] / rate['aiohttp']:.2f}x"]
             for name in CLIENTS]
-    t = Table(f"TEI embeddings: {args.n} texts, concurrency {args.concurrency}, best of {args.runs}. {cpu_note()}",
+    t = Table(f"TEI embeddings: {args.n} texts, concurrency {args.concurrency}, best of {args.runs} runs in each of "
+              f"{args.rounds} alternating processes per client. {cpu_note()}",
               ["client", "seconds", "texts/s", "vs aiohttp"], rows)
     t.ratio("accel_nb / raw aiohttp, texts embedded per second", result["ratio"], "≥ 0.80×", result["ratio"] >= 0.8)
     return t
@@ -132,9 +136,14 @@ def main() -> int:
         return 0
     with start_sim(1) as url:
         base = url + "/tei"
-        results = {name: measure(name, base, args.n, args.concurrency, args.runs) for name in CLIENTS}
-    if any(r is None for r in results.values()):
-        return 1
+        results: dict[str, dict] = {}
+        for _ in range(args.rounds):
+            for name in CLIENTS:
+                found = measure(name, base, args.n, args.concurrency, args.runs)
+                if found is None:
+                    return 1
+                if name not in results or found["seconds"] < results[name]["seconds"]:
+                    results[name] = found
     rate = {name: args.n / r["seconds"] for name, r in results.items()}
     result = {"texts_per_s": rate, "ratio": rate["accel_nb"] / rate["aiohttp"], "shape": results["accel_nb"]["shape"]}
     return finish(result, args, table)
