@@ -30,13 +30,12 @@ def wait_get(q: queue.SimpleQueue[Any]) -> Any:
             continue
 
 
-class Stream:
-    """A blocking iterator of ``Chunk``s; ``.response`` is set once the stream ends."""
+class _Streamed:
+    """What both streams keep: the text so far, the response at the end, and the cancel."""
 
-    def __init__(self, engine: Engine, job: Job, sink: QueueSink) -> None:
+    def __init__(self, engine: Engine, job: Job) -> None:
         self._engine = engine
         self._job = job
-        self._queue = sink.queue
         self._parts: list[str] = []
         self.response: Response | None = None
         self._finished = False
@@ -50,6 +49,30 @@ class Stream:
         """What has arrived so far (all of it, once the stream is done)."""
         return "".join(self._parts)
 
+    def _chunk(self, item: Any) -> Chunk | None:
+        """The ``Chunk`` of a text piece; ``None`` once ``item`` ends the stream (raising its error)."""
+        if isinstance(item, StreamEnd):
+            self._finished = True
+            if not item.ok:
+                raise item.value
+            self.response = item.value
+            return None
+        self._parts.append(item)
+        return Chunk(item, self._job.id)
+
+    def _cancel(self) -> None:
+        if not self._finished:
+            self._finished = True
+            self._engine.cancel(self._job, errors.CancelledError("stream closed", provider=self._job.request.provider))
+
+
+class Stream(_Streamed):
+    """A blocking iterator of ``Chunk``s; ``.response`` is set once the stream ends."""
+
+    def __init__(self, engine: Engine, job: Job, sink: QueueSink) -> None:
+        super().__init__(engine, job)
+        self._queue = sink.queue
+
     def __iter__(self) -> Iterator[Chunk]:
         while not self._finished:
             try:
@@ -57,20 +80,14 @@ class Stream:
             except KeyboardInterrupt:
                 self.close()
                 raise
-            if isinstance(item, StreamEnd):
-                self._finished = True
-                if not item.ok:
-                    raise item.value
-                self.response = item.value
+            chunk = self._chunk(item)
+            if chunk is None:
                 return
-            self._parts.append(item)
-            yield Chunk(item, self._job.id)
+            yield chunk
 
     def close(self) -> None:
         """Stop the stream: the request is cancelled and its connection closed."""
-        if not self._finished:
-            self._finished = True
-            self._engine.cancel(self._job, errors.CancelledError("stream closed", provider=self._job.request.provider))
+        self._cancel()
 
     def __enter__(self) -> Stream:
         return self
@@ -79,24 +96,12 @@ class Stream:
         self.close()
 
 
-class AsyncStream:
+class AsyncStream(_Streamed):
     """``async for chunk in stream``; ``.response`` is set once the stream ends."""
 
     def __init__(self, engine: Engine, job: Job, channel: Channel) -> None:
-        self._engine = engine
-        self._job = job
+        super().__init__(engine, job)
         self._channel = channel
-        self._parts: list[str] = []
-        self.response: Response | None = None
-        self._finished = False
-
-    @property
-    def request_id(self) -> str:
-        return self._job.id
-
-    @property
-    def text(self) -> str:
-        return "".join(self._parts)
 
     async def __aiter__(self) -> AsyncIterator[Chunk]:
         items = self._channel.items
@@ -104,19 +109,13 @@ class AsyncStream:
             while not self._finished:
                 if not items:
                     await self._channel.wait()
-                item = items.popleft()
-                if isinstance(item, StreamEnd):
-                    self._finished = True
-                    if not item.ok:
-                        raise item.value
-                    self.response = item.value
+                chunk = self._chunk(items.popleft())
+                if chunk is None:
                     return
-                self._parts.append(item)
-                yield Chunk(item, self._job.id)
+                yield chunk
         finally:
             await self.aclose()
 
     async def aclose(self) -> None:
-        if not self._finished:
-            self._finished = True
-            self._engine.cancel(self._job, errors.CancelledError("stream closed", provider=self._job.request.provider))
+        """Stop the stream: the request is cancelled and its connection closed."""
+        self._cancel()
