@@ -577,6 +577,8 @@ def test_stats_logs_help_and_widget_placeholders(shell, client):
     for name, widget in (("keys", "KeyManager"), ("panel", "VBox"), ("dashboard", "Dashboard")):
         cell = run(shell, f"%accel {name}")
         assert cell.result.success and widget in cell.text  # the widget, displayed
+    again = run(shell, "%accel dashboard")  # a panel's module once shadowed the factory after first use
+    assert again.result.success and "Dashboard" in again.text
     assert "did you mean `%accel list`" in run(shell, "%accel lsit").stderr
     assert "use the cell magic: `%%accel claude`" in run(shell, "%accel claude").stderr
 

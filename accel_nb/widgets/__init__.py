@@ -29,7 +29,7 @@ __all__ = [
 
 _LAZY = {
     "ComparePanel": "compare",
-    "Dashboard": "dashboard",
+    "Dashboard": "board",
     "KeyManager": "keys",
     "LiveCharts": "charts",
     "ProviderPicker": "picker",
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from ..client import Client
     from .charts import LiveCharts
     from .compare import ComparePanel
-    from .dashboard import Dashboard
+    from .board import Dashboard
     from .keys import KeyManager
     from .picker import ProviderPicker
     from .queue import QueueMonitor
@@ -60,7 +60,7 @@ def __dir__() -> list[str]:
 
 def dashboard(client: Client | None = None) -> Dashboard:
     """Every panel in one layout (``%accel dashboard``)."""
-    from .dashboard import Dashboard
+    from .board import Dashboard
 
     return Dashboard(client)
 
