@@ -3,13 +3,15 @@
 Two headless IPython kernels (jupyter_client) run the overhead benchmark's workload (N
 requests at concurrency C, plain or streaming) against the simulator (zero latency, on
 the other core) at the same time, with all their threads on the same core: one with
-``accel_nb.dashboard()`` displayed and updating, one without.  Sharing one core at the
+``accel_nb.dashboard()`` displayed and updating (opened and settled first, so that both
+measurements start together and share the core from end to end), one without.  Sharing one core at the
 same moment, both meet the same interference from whatever else runs on the machine, so
 the ratio of their costs is the dashboard's, not the machine's mood; the kernels take turns
 showing it, so neither one's own speed decides the ratio.  The figure is the
 ratio of kernel CPU time per request (what bounds a kernel's throughput on a core of its
 own); each kernel's request rate while sharing is shown beside it.  The driver reads both
-kernels' iopub like a front end would, so every widget message is serialized and sent.
+kernels' iopub like a front end would, so every widget message is serialized and sent (the
+messages column counts those sent while measuring).
 
     python benchmarks/dashboard.py                  # 3000 requests, concurrency 64, 10 rounds per mode
     python benchmarks/dashboard.py -n 1000 --rounds 2 --json
@@ -110,9 +112,10 @@ def measure_mode(base: str, stream: bool, n: int, concurrency: int, rounds: int)
     try:
         for round_ in range(rounds):
             plain, shown = kernels if round_ % 2 == 0 else kernels[::-1]
+            shown.run(OPEN)  # first, so that both measurements start together and share the core throughout
             result: dict[str, dict] = {}
             sides = [threading.Thread(target=lambda r=result, k=plain: r.update(off=k.run(measure))),
-                     threading.Thread(target=lambda r=result, k=shown: r.update(on=k.run(OPEN + measure)))]
+                     threading.Thread(target=lambda r=result, k=shown: r.update(on=k.run(measure)))]
             for side in sides:
                 side.start()
             for side in sides:

@@ -31,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent  # measure this checkout, not an installed copy
 #: name -> (arguments of a full run, of a --quick run); each runs as ``benchmarks/NAME.py``
 BENCHMARKS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "overhead": ((), ("-n", "200", "--clients", "accel_nb,aiohttp")),
+    "overhead": ((), ("-n", "200", "--clients", "accel_nb,aiohttp", "--repeat", "1")),
     "stream_fanout": ((), ("--streams", "50", "--tokens", "50")),
     "queue_scale": ((), ("-n", "2000")),
     "import_time": ((), ("-n", "1")),

@@ -38,9 +38,9 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from ..client import Client
+    from .board import Dashboard
     from .charts import LiveCharts
     from .compare import ComparePanel
-    from .board import Dashboard
     from .keys import KeyManager
     from .picker import ProviderPicker
     from .queue import QueueMonitor
