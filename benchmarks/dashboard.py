@@ -13,7 +13,7 @@ own); each kernel's request rate while sharing is shown beside it.  The driver r
 kernels' iopub like a front end would, so every widget message is serialized and sent (the
 messages column counts those sent while measuring).
 
-    python benchmarks/dashboard.py                  # 3000 requests, concurrency 64, 10 rounds per mode
+    python benchmarks/dashboard.py                  # 3000 requests, concurrency 64, 16 rounds per mode
     python benchmarks/dashboard.py -n 1000 --rounds 2 --json
 """
 
@@ -152,7 +152,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-n", type=int, default=3000, help="requests per measurement")
     p.add_argument("-c", "--concurrency", type=int, default=64)
-    p.add_argument("--rounds", type=int, default=10, help="side-by-side rounds per mode (even: each kernel "
+    p.add_argument("--rounds", type=int, default=16, help="side-by-side rounds per mode (even: each kernel "
                    "shows the dashboard as often as the other)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     return p
