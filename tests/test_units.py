@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import pickle
-import sys
 
 import pytest
 from tenacity import RetryCallState
@@ -287,17 +286,3 @@ def test_ledger_migrations_on_a_blank_and_on_an_old_database(tmp_path):
     blank = SqliteLedger(tmp_path / "blank.sqlite3")
     assert blank.query(5) == []
     blank.close()
-
-
-def test_engine_loop_is_uvloop_where_installed_and_asyncio_elsewhere(monkeypatch):
-    import uvloop  # a dependency on Linux and macOS
-
-    from accel_nb.engine.loop import new_loop
-
-    loop = new_loop()
-    assert isinstance(loop, uvloop.Loop)
-    loop.close()
-    monkeypatch.setitem(sys.modules, "uvloop", None)  # as on Windows: the import fails
-    loop = new_loop()
-    assert type(loop).__module__.startswith("asyncio") and not loop.is_closed()
-    loop.close()

@@ -13,19 +13,7 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-__all__ = ["EngineLoop", "Mailbox", "new_loop"]
-
-
-def new_loop() -> asyncio.AbstractEventLoop:
-    """uvloop where it is installed (it is a dependency on Linux and macOS), else asyncio's own.
-    The engine owns its loop, so it can take the faster one without touching the kernel's: on
-    one core it spends about 7 % less CPU a request and streams about 12 % faster
-    (``benchmarks/overhead.py``)."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
+__all__ = ["EngineLoop", "Mailbox"]
 
 
 class Mailbox:
@@ -75,7 +63,7 @@ class EngineLoop:
     """Starts, serves and stops the engine's event loop thread."""
 
     def __init__(self, name: str = "accel_nb-engine") -> None:
-        self.loop = new_loop()
+        self.loop = asyncio.new_event_loop()
         self.mailbox = Mailbox(self.loop)
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._thread.start()
