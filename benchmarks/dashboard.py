@@ -4,14 +4,14 @@ Two headless IPython kernels (jupyter_client) run the overhead benchmark's workl
 requests at concurrency C, plain or streaming) against the simulator (zero latency, on
 the other core) at the same time, with all their threads on the same core: one with
 ``accel_nb.dashboard()`` displayed and updating (opened and settled first, so that both
-measurements start together and share the core from end to end), one without.  Sharing one core at the
-same moment, both meet the same interference from whatever else runs on the machine, so
+measurements start together and share the core from end to end), one without.  Sharing one
+core at the same moment, both meet the same interference from whatever else runs on the machine, so
 the ratio of their costs is the dashboard's, not the machine's mood; the kernels take turns
 showing it, so neither one's own speed decides the ratio.  The figure is the
 ratio of kernel CPU time per request (what bounds a kernel's throughput on a core of its
 own); each kernel's request rate while sharing is shown beside it.  The driver reads both
 kernels' iopub like a front end would, so every widget message is serialized and sent (the
-messages column counts those sent while measuring).
+renders and messages columns count those made while measuring).
 
     python benchmarks/dashboard.py                  # 3000 requests, concurrency 64, 16 rounds per mode
     python benchmarks/dashboard.py -n 1000 --rounds 2 --json
@@ -57,11 +57,13 @@ async def send():
 # opened, then given time to settle (first draw, the model-list call): the steady state is measured
 OPEN = "board = accel_nb.dashboard(client)\ndisplay(board)\nimport asyncio\nawait asyncio.sleep(2)\n"
 MEASURE = """
+feed = board.queue.feed if board is not None else None
+renders, render_cpu = (-feed.renders, -feed.render_cpu_s) if feed else (0, 0.0)  # those while measuring
 cpu = time.process_time()
 rate = await drive(send, {n}, {c})
 cpu_per_request = (time.process_time() - cpu) / ({n} + 2 * min(200, {n}))  # drive() warms up with up to 400
-feed = board.queue.feed if board is not None else None
-renders, render_cpu = (feed.renders, feed.render_cpu_s) if feed else (0, 0.0)
+if feed is not None:
+    renders, render_cpu = renders + feed.renders, render_cpu + feed.render_cpu_s
 if board is not None:
     board.close()  # the last panel closed: the feed unsubscribes from the tracker
     board = None

@@ -138,6 +138,7 @@ def test_live_charts_gain_points_and_count_errors_by_class(make_client, sim):
     bars = charts.figure.data[charts._traces["claude"]["classes"]]
     assert dict(zip(bars.x, bars.y, strict=True)) == {"retry: RateLimitError": 1, "failed: BadRequestError": 1}
     assert charts.figure.layout.yaxis.title.text == "seconds" and "TTFT" in charts.figure.layout.annotations[0].text
+    assert (latency.yaxis, tokens.yaxis, bars.yaxis) == ("y", "y3", "y5")  # each in its own subplot
 
 
 def test_compare_panel_streams_two_providers_and_fills_its_table(make_client):
