@@ -68,12 +68,11 @@ MEASURE = """
 import gc
 gc.collect()  # both kernels start from a collected heap: building the dashboard's widgets is not its upkeep
 feed = board.queue.feed if board is not None else None
-renders, render_cpu = (-feed.renders, -feed.render_cpu_s) if feed else (0, 0.0)  # those while measuring
+start = (feed.renders, feed.render_cpu_s) if feed else (0, 0.0)  # renders are counted while measuring
 cpu = time.process_time()
 rate = await drive(send, {n}, {c})
 cpu_per_request = (time.process_time() - cpu) / ({n} + 2 * min(200, {n}))  # drive() warms up with up to 400
-if feed is not None:
-    renders, render_cpu = renders + feed.renders, render_cpu + feed.render_cpu_s
+renders, render_cpu = (feed.renders - start[0], feed.render_cpu_s - start[1]) if feed else (0, 0.0)
 if board is not None:
     board.close()  # the last panel closed: the feed unsubscribes from the tracker
     board = None
