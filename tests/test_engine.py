@@ -399,14 +399,18 @@ def test_unreachable_server_is_a_connection_error(make_client):
 
 # -- tracking, ledger, cache ----------------------------------------------------------------
 def test_events_stats_and_ledger_rows(client, sim):
-    events = []
+    events, endings = [], []
     client.engine.tracker.subscribe(lambda e: events.append((e.kind, e.request_id)))
+    client.engine.tracker.subscribe(lambda e: endings.append((e.kind, e.request_id)), ("retry", "done"))
+    with pytest.raises(ValueError, match=r"unknown event kinds.*choose from queued"):
+        client.engine.tracker.subscribe(endings.append, ("finished",))
     sim.script("groq", ["429=0.05", "ok"])
     stream = client.stream("groq", "Hi")
     list(stream)
     rid = stream.request_id
     kinds = [kind for kind, request in events if request == rid]
     assert kinds == ["queued", "started", "retry", "first_token", "done"]
+    assert endings == [("retry", rid), ("done", rid)]  # a listener hears only the kinds it asked for
     stats = client.stats()["providers"]["groq"]
     assert stats["requests"] == 1 and stats["retries"] == 1 and stats["latency_p50_s"] > 0
     row = client.logs(1)[0]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import collections
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,16 +96,27 @@ class Tracker:
         self._window = window
         self.providers: dict[str, ProviderMetrics] = {}
         self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=recent)
-        self._listeners: list[Callable[[Event], Any]] = []
+        self._subscriptions: list[tuple[Callable[[Event], Any], frozenset[str]]] = []
+        self._routes: dict[str, tuple[Callable[[Event], Any], ...]] = {}  # kind -> its listeners
 
-    def subscribe(self, listener: Callable[[Event], Any]) -> Callable[[], None]:
-        """Call ``listener(event)`` on the engine thread for every event; returns an unsubscribe."""
-        self._listeners = [*self._listeners, listener]
+    def subscribe(self, listener: Callable[[Event], Any], kinds: Iterable[str] = EVENT_KINDS) -> Callable[[], None]:
+        """Call ``listener(event)`` on the engine thread for every event of ``kinds`` (all by
+        default); returns an unsubscribe.  No ``Event`` is built for a kind nobody listens to."""
+        wanted = frozenset(kinds)
+        if unknown := wanted - set(EVENT_KINDS):
+            raise ValueError(f"unknown event kinds {sorted(unknown)}; choose from {', '.join(EVENT_KINDS)}")
+        self._route([*self._subscriptions, (listener, wanted)])
 
         def unsubscribe() -> None:
-            self._listeners = [fn for fn in self._listeners if fn is not listener]
+            self._route([entry for entry in self._subscriptions if entry[0] is not listener])
 
         return unsubscribe
+
+    def _route(self, subscriptions: list[tuple[Callable[[Event], Any], frozenset[str]]]) -> None:
+        """Replaced whole, never changed in place: the engine thread may be reading them."""
+        self._subscriptions = subscriptions
+        self._routes = {kind: found for kind in EVENT_KINDS
+                        if (found := tuple(fn for fn, kinds in subscriptions if kind in kinds))}
 
     def metrics(self, provider: str) -> ProviderMetrics:
         metrics = self.providers.get(provider)
@@ -114,16 +125,17 @@ class Tracker:
         return metrics
 
     def emit(self, kind: str, request_id: str, provider: str, model: str, **data: Any) -> None:
-        if self._listeners:
-            self._send(Event(kind, request_id, provider, model, time.time(), data))
+        listeners = self._routes.get(kind)
+        if listeners:
+            self._send(listeners, Event(kind, request_id, provider, model, time.time(), data))
 
-    def _send(self, event: Event) -> None:
-        for listener in self._listeners:
+    def _send(self, listeners: tuple[Callable[[Event], Any], ...], event: Event) -> None:
+        for listener in listeners:
             try:
                 listener(event)
             except Exception:  # a broken widget must not break the engine
                 log.exception("accel_nb event listener %r failed; unsubscribing it", listener)
-                self._listeners = [fn for fn in self._listeners if fn is not listener]
+                self._route([entry for entry in self._subscriptions if entry[0] is not listener])
 
     # -- what the engine reports ---------------------------------------------------------
     def queued(self, request_id: str, provider: str, model: str, priority: str) -> None:
@@ -156,6 +168,7 @@ class Tracker:
             metrics.errors[row["error_class"]] += 1
             metrics.last_error = f"{row['error_class']}: {row['error_message']}"
         self.recent.append(row)
-        if self._listeners:
-            kind = "done" if row["status"] == "ok" else "failed"
-            self._send(Event(kind, row["id"], row["provider"], row["model"], time.time(), row))
+        kind = "done" if row["status"] == "ok" else "failed"
+        listeners = self._routes.get(kind)
+        if listeners:
+            self._send(listeners, Event(kind, row["id"], row["provider"], row["model"], time.time(), row))

@@ -157,7 +157,7 @@ class Run:
         self._loop = loop
         unsubscribe = None
         try:
-            unsubscribe = self.client.engine.tracker.subscribe(self._on_event)
+            unsubscribe = self.client.engine.tracker.subscribe(self._on_event, ("retry",))
             loop.run_until_complete(self._main())
         except BaseException as exc:  # never leave the cell waiting for answers that cannot come
             for index in range(len(self.outcomes)):
@@ -170,7 +170,7 @@ class Run:
     def _on_event(self, event: Any) -> None:
         """Engine thread: a retry of one of our requests becomes a note on its outcome."""
         index = self._ids.get(event.request_id)
-        if index is not None and event.kind == "retry":
+        if index is not None:
             data = event.data
             note = f"retry {data['attempt']} after {data['error']}"
             if data.get("wait_s"):

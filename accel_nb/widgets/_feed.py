@@ -1,10 +1,10 @@
 """The one mechanism every widget updates through: engine events in, batched renders out.
 
-The tracker calls listeners on the engine thread for every event, thousands a second
-under load, so the listener only keeps what the panels draw — a small ``Record`` of each
-finished request and retry, never the event or its ledger row (holding those until the
-next render would push thousands of dicts, prompts and answers included, through the
-garbage collector's older generations) — and sets a flag.  One daemon
+The tracker calls listeners on the engine thread for the kinds of event they subscribe
+to, thousands a second under load, so the listener only keeps what the panels draw — a
+small ``Record`` of each finished request and retry, never the event or its ledger row
+(holding those until the next render would push thousands of dicts, prompts and answers
+included, through the garbage collector's older generations) — and sets a flag.  One daemon
 thread per client (``accel_nb-widgets``) wakes on that flag, waits until at least
 ``1 / max_hz`` has passed since its last render, takes one ``stats()`` snapshot and
 hands every attached view the same ``Batch``.  That thread is the only one that
@@ -36,6 +36,9 @@ __all__ = ["Batch", "Feed", "Record", "feed"]
 log = logging.getLogger("accel_nb")
 
 View = Callable[["Batch"], Any]
+# what the panels draw (done, failed, retry) and what starts the picture moving (queued: from
+# then on the feed ticks while busy, so "started" and "first_token" need no wake-up of their own)
+_WAKING_KINDS = ("queued", "retry", "done", "failed")
 
 
 class Record(NamedTuple):
@@ -110,7 +113,7 @@ class Feed:
         with self._lock:
             self._views = [*self._views, view]
             if self._thread is None:
-                self._unsubscribe = self.client.engine.tracker.subscribe(self._on_event)
+                self._unsubscribe = self.client.engine.tracker.subscribe(self._on_event, _WAKING_KINDS)
                 self._thread = threading.Thread(target=self._run, name="accel_nb-widgets", daemon=True)
                 self._thread.start()
         self.poke()
