@@ -348,6 +348,23 @@ def test_timeouts(make_client, sim):
     assert client.chat("openai", "Hi").text
 
 
+def test_the_read_timeout_is_the_longest_silence_not_the_length(make_client, sim):
+    client = make_client(timeouts={"read": 0.3}, retry={"max_attempts": 3, "backoff_base_s": 0.01})
+    # a token every 50 ms for 0.6 s: longer than the read timeout, never silent that long
+    steady = client.stream("openai", "Hi", max_tokens=12, headers={"x-sim-tps": "20"})
+    assert len(list(steady)) == 12 and steady.response.attempts == 1
+    # a token every 0.5 s: the first arrives, then the silence outlasts the read timeout
+    slow = client.stream("openai", "Hi", max_tokens=12, headers={"x-sim-tps": "2"})
+    started = time.monotonic()
+    with pytest.raises(errors.TimeoutError, match=r"sent nothing for 0\.3 s.*not retried") as caught:
+        list(slow)
+    assert 0.3 <= time.monotonic() - started < 1.5  # the watchdog's tick is a tenth of the timeout
+    assert caught.value.request_id == slow.request_id
+    row = client.logs(1)[0]
+    assert (row["status"], row["error_class"], row["attempts"]) == ("error", "TimeoutError", 1)
+    assert client.chat("openai", "Hi").text  # the engine goes on serving
+
+
 # -- rate limits learned from headers -------------------------------------------------------
 def test_client_slows_down_before_the_server_says_429(make_client, sim_factory):
     sim = sim_factory(rpm=3)

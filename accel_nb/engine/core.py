@@ -46,6 +46,7 @@ from .state import LaneState, MemoryLaneState
 from .threads import SdkRunner
 from .tracker import Tracker
 from .transport import Transport, decode_json, transport_error
+from .watchdog import Watchdog
 
 __all__ = ["Engine"]
 
@@ -106,6 +107,7 @@ class Engine:
         self._runner = EngineLoop()
         self.loop = self._runner.loop
         self._coalescer = Coalescer(self.loop, lambda pid: self.settings.providers[pid].batch, self._dispatch)
+        self._watchdog = Watchdog(self.loop, settings.read_timeout_s, clock, self._silent)
 
     # -- thread-safe API -------------------------------------------------------------------
     @property
@@ -569,8 +571,23 @@ class Engine:
             error = transport_error(exc, req.provider, url, self.settings.read_timeout_s)
             outcome = _FAILURE
             raise self._annotate(error, job, lane) from None
+        except asyncio.CancelledError:
+            if not job.stalled or job.cancel_reason is not None:  # the caller's cancel wins
+                raise
+            job.stalled = False
+            _uncancel(job.task)
+            url = call.url if call else lane.base_url
+            error = transport_error(asyncio.TimeoutError(), req.provider, url, self.settings.read_timeout_s)
+            outcome = _FAILURE
+            raise self._annotate(error, job, lane) from None
         finally:
             self._release(lane, outcome, error)
+
+    def _silent(self, job: Job) -> None:
+        """The watchdog's verdict: ``job``'s exchange sent nothing for the read timeout."""
+        if job.task is not None and not job.task.done() and job.cancel_reason is None:
+            job.stalled = True
+            job.task.cancel()
 
     def _sdk(self, adapter: Adapter) -> SdkRunner:
         runner = self._sdk_runners.get(adapter.id)
@@ -603,7 +620,7 @@ class Engine:
     async def _direct(self, adapter: Adapter, call: HttpCall) -> Any:
         """One call outside the queue (discovery, model lists, key checks), errors classified."""
         try:
-            async with self._transport.send(call) as resp:
+            async with self._transport.send(call, read_timeout=True) as resp:
                 body = await resp.read()
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             raise transport_error(exc, adapter.id, call.url, self.settings.read_timeout_s) from None
@@ -617,9 +634,14 @@ class Engine:
 
     async def _call(self, job: Job, lane: Lane, call: HttpCall) -> Reply:
         adapter = job.adapter
-        async with self._transport.send(call) as resp:
-            body = await resp.read()
-            self._observe(job, lane, resp)
+        self._watchdog.watch(job)
+        try:
+            async with self._transport.send(call) as resp:
+                job.t_read = self._clock()
+                body = await resp.read()
+                self._observe(job, lane, resp)
+        finally:
+            self._watchdog.unwatch(job)
         if resp.status >= 400:
             raise adapter.classify(resp.status, resp.headers, body)
         data = None if call.empty_ok and not body else decode_json(body, adapter.id, resp.status)
@@ -632,15 +654,20 @@ class Engine:
         adapter = job.adapter
         parts: list[str] = []
         last = Delta()
-        async with self._transport.send(call) as resp:
-            self._observe(job, lane, resp)
-            if resp.status >= 400:
-                raise adapter.classify(resp.status, resp.headers, await resp.read())
-            try:
-                await self._read_stream(job, resp, parts, last)
-            except BaseException:
-                resp.close()  # a cancelled or failed stream must not return its socket to the pool
-                raise
+        self._watchdog.watch(job)
+        try:
+            async with self._transport.send(call) as resp:
+                job.t_read = self._clock()
+                self._observe(job, lane, resp)
+                if resp.status >= 400:
+                    raise adapter.classify(resp.status, resp.headers, await resp.read())
+                try:
+                    await self._read_stream(job, resp, parts, last)
+                except BaseException:
+                    resp.close()  # a cancelled or failed stream must not return its socket to the pool
+                    raise
+        finally:
+            self._watchdog.unwatch(job)
         if last.finish_reason is None:
             raise errors.ConnectionError(f"the stream from {adapter.id} ended before the answer was complete")
         usage = None
@@ -651,7 +678,9 @@ class Engine:
     async def _read_stream(self, job: Job, resp: aiohttp.ClientResponse, parts: list[str], last: Delta) -> None:
         adapter, req = job.adapter, job.request
         sse = SSEDecoder() if adapter.stream_format == "sse" else None
+        clock = self._clock
         async for raw in resp.content:
+            job.t_read = clock()
             line = raw.decode("utf-8", "replace")
             if sse is not None:
                 frame = sse.feed(line)
@@ -908,6 +937,7 @@ class Engine:
             if pool.wake is not None:
                 pool.wake.cancel()
         self._coalescer.close()
+        self._watchdog.close()
         for runner in self._sdk_runners.values():
             runner.close()
         await self._transport.close()
@@ -957,6 +987,13 @@ def _outcome(exc: errors.AccelError) -> int:
     if isinstance(exc, (errors.ServerError, errors.OverloadedError, errors.TimeoutError, errors.ConnectionError)):
         return _FAILURE
     return _NEUTRAL
+
+
+def _uncancel(task: asyncio.Task[Any] | None) -> None:
+    """Python 3.11+ counts cancellations: a task that turned one into a result must say so."""
+    uncancel = getattr(task, "uncancel", None)
+    if uncancel is not None:
+        uncancel()
 
 
 def _key_env(provider: str) -> str:

@@ -53,6 +53,8 @@ class Job:
         "t_submit",
         "t_start",
         "t_first",
+        "t_read",
+        "stalled",
         "delivered",
         "cost_tokens",
         "cache_key",
@@ -93,6 +95,8 @@ class Job:
         self.created_at = time.time()
         self.t_submit = self.t_start = 0.0
         self.t_first: float | None = None
+        self.t_read = 0.0  # when the exchange in flight last made progress (see Watchdog)
+        self.stalled = False  # the watchdog cancelled the exchange: silent past the read timeout
         self.delivered = False
         chars = sum(len(m.get("content") or "") for m in request.messages) + len(request.system or "")
         self.cost_tokens = chars // 4 + (request.params.get("max_tokens") or 0)

@@ -24,8 +24,13 @@ class Transport:
 
     def __init__(self, connect_timeout_s: float, read_timeout_s: float) -> None:
         # sock_connect, not connect: aiohttp arms a `connect` timer on every request, even on a
-        # reused connection; sock_connect only when it opens a socket
-        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout_s, sock_read=read_timeout_s)
+        # reused connection; sock_connect only when it opens a socket.  No sock_read on the
+        # session: the engine's Watchdog times the reads of queued requests, and only calls
+        # outside the queue have aiohttp time theirs.
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout_s)
+        self._read_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=connect_timeout_s, sock_read=read_timeout_s
+        )
         self._session: aiohttp.ClientSession | None = None
 
     @property
@@ -35,10 +40,12 @@ class Transport:
             self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
         return self._session
 
-    def send(self, call: HttpCall) -> Any:
-        """An ``async with`` context giving the ``aiohttp.ClientResponse``."""
+    def send(self, call: HttpCall, *, read_timeout: bool = False) -> Any:
+        """An ``async with`` context giving the ``aiohttp.ClientResponse``.  aiohttp times its
+        reads only with ``read_timeout``; the engine's Watchdog times those of queued requests."""
         body = None if call.json is None else orjson.dumps(call.json, option=orjson.OPT_NON_STR_KEYS)
-        return self.session.request(call.method, call.url, data=body, headers=call.headers)
+        timeout = self._read_timeout if read_timeout else self._timeout
+        return self.session.request(call.method, call.url, data=body, headers=call.headers, timeout=timeout)
 
     async def close(self) -> None:
         if self._session is not None:
