@@ -13,6 +13,7 @@ from .base import (
     Adapter,
     Delta,
     HttpCall,
+    RateLimitHeaders,
     RateLimits,
     Reply,
     classify_status,
@@ -143,7 +144,10 @@ class Anthropic(Adapter):
 
     def rate_limits(self, headers: Mapping[str, str]) -> RateLimits | None:
         """``anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}``, resets as RFC 3339 times."""
-        return rate_limits_from(headers, lambda kind, field: f"anthropic-ratelimit-{kind}-{field}", _seconds_until)
+        return rate_limits_from(headers, _RATE_LIMIT_HEADERS, _seconds_until)
+
+
+_RATE_LIMIT_HEADERS = RateLimitHeaders(lambda kind, field: f"anthropic-ratelimit-{kind}-{field}")
 
 
 def _spend_cap(err: dict, headers: Mapping[str, str]) -> bool:

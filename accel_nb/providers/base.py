@@ -27,6 +27,7 @@ __all__ = [
     "BatchLimits",
     "Delta",
     "HttpCall",
+    "RateLimitHeaders",
     "RateLimits",
     "Reply",
     "SdkCall",
@@ -345,19 +346,37 @@ def running_low(limit: float | None, remaining: float | None) -> bool:
     return remaining is not None and (not limit or remaining < limit / 2)
 
 
+class RateLimitHeaders:
+    """The names of a provider's budget headers, spelled out once: every reply is read with
+    them, thousands a second under load."""
+
+    __slots__ = ("requests", "tokens")
+
+    def __init__(self, name: Callable[[str, str], str]) -> None:
+        """``name(kind, field)``: kind ``requests`` or ``tokens``; field ``limit``, ``remaining``
+        or ``reset``."""
+        self.requests, self.tokens = (
+            tuple(name(kind, field) for field in ("limit", "remaining", "reset")) for kind in ("requests", "tokens")
+        )
+
+
 def rate_limits_from(
-    headers: Mapping[str, str], header: Callable[[str, str], str], seconds: Callable[[str], float | None]
+    headers: Mapping[str, str], names: RateLimitHeaders, seconds: Callable[[str], float | None]
 ) -> RateLimits | None:
-    """Request and token budgets from headers named ``header(kind, field)`` (kind ``requests`` or
-    ``tokens``; field ``limit``, ``remaining`` or ``reset``).  A reset (a duration or a date:
-    ``seconds`` turns it into seconds) is read only once its budget is running low."""
-    if header("requests", "remaining") not in headers and header("tokens", "remaining") not in headers:
+    """Request and token budgets from the headers ``names`` names.  A reset (a duration or a
+    date: ``seconds`` turns it into seconds) is read only once its budget is running low."""
+    (requests_limit, requests_left, requests_reset), (tokens_limit, tokens_left, tokens_reset) = (
+        names.requests, names.tokens
+    )
+    requests, tokens = headers.get(requests_left), headers.get(tokens_left)
+    if requests is None and tokens is None:
         return None
     budget: list[float | None] = []
-    for kind in ("requests", "tokens"):
-        limit, left = _number(headers.get(header(kind, "limit"))), _number(headers.get(header(kind, "remaining")))
-        reset = headers.get(header(kind, "reset")) if running_low(limit, left) else None
-        budget += [limit, left, seconds(reset) if reset else None]
+    for limit_name, left, reset_name in ((requests_limit, requests, requests_reset),
+                                         (tokens_limit, tokens, tokens_reset)):
+        limit, remaining = _number(headers.get(limit_name)), _number(left)
+        reset = headers.get(reset_name) if running_low(limit, remaining) else None
+        budget += [limit, remaining, seconds(reset) if reset else None]
     return RateLimits(*budget)
 
 

@@ -16,6 +16,7 @@ from .base import (
     Adapter,
     Delta,
     HttpCall,
+    RateLimitHeaders,
     RateLimits,
     Reply,
     classify_status,
@@ -152,9 +153,12 @@ class OpenAICompatible(Adapter):
         return openai_rate_limits(headers)
 
 
+_RATE_LIMIT_HEADERS = RateLimitHeaders(lambda kind, field: f"x-ratelimit-{field}-{kind}")
+
+
 def openai_rate_limits(headers: Mapping[str, str]) -> RateLimits | None:
     """``x-ratelimit-{limit,remaining,reset}-{requests,tokens}``, resets as ``6m0s`` durations."""
-    return rate_limits_from(headers, lambda kind, field: f"x-ratelimit-{field}-{kind}", parse_duration)
+    return rate_limits_from(headers, _RATE_LIMIT_HEADERS, parse_duration)
 
 
 class OpenAI(OpenAICompatible):
