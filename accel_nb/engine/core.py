@@ -107,7 +107,7 @@ class Engine:
         self._runner = EngineLoop()
         self.loop = self._runner.loop
         self._coalescer = Coalescer(self.loop, lambda pid: self.settings.providers[pid].batch, self._dispatch)
-        self._watchdog = Watchdog(self.loop, settings.read_timeout_s, clock, self._silent)
+        self._watchdog = Watchdog(self.loop, settings.read_timeout_s, self._silent)
 
     # -- thread-safe API -------------------------------------------------------------------
     @property
@@ -637,7 +637,7 @@ class Engine:
         self._watchdog.watch(job)
         try:
             async with self._transport.send(call) as resp:
-                job.t_read = self._clock()
+                job.t_read = self._watchdog.now()
                 body = await resp.read()
                 self._observe(job, lane, resp)
         finally:
@@ -657,7 +657,7 @@ class Engine:
         self._watchdog.watch(job)
         try:
             async with self._transport.send(call) as resp:
-                job.t_read = self._clock()
+                job.t_read = self._watchdog.now()
                 self._observe(job, lane, resp)
                 if resp.status >= 400:
                     raise adapter.classify(resp.status, resp.headers, await resp.read())
@@ -678,9 +678,9 @@ class Engine:
     async def _read_stream(self, job: Job, resp: aiohttp.ClientResponse, parts: list[str], last: Delta) -> None:
         adapter, req = job.adapter, job.request
         sse = SSEDecoder() if adapter.stream_format == "sse" else None
-        clock = self._clock
+        now = self._watchdog.now
         async for raw in resp.content:
-            job.t_read = clock()
+            job.t_read = now()
             line = raw.decode("utf-8", "replace")
             if sse is not None:
                 frame = sse.feed(line)

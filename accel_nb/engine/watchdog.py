@@ -21,18 +21,13 @@ __all__ = ["Watchdog"]
 
 
 class Watchdog:
-    """Watches jobs' ``t_read`` (the engine clock's time of their last progress)."""
+    """Watches jobs' ``t_read``: the ``now()`` of their last progress (the loop's clock: a read
+    timeout is wall time, whatever clock the engine's pacing runs on)."""
 
-    def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        timeout_s: float,
-        clock: Callable[[], float],
-        expire: Callable[[Job], None],
-    ) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout_s: float, expire: Callable[[Job], None]) -> None:
         self._loop = loop
+        self.now = loop.time
         self.timeout_s = timeout_s
-        self._clock = clock
         self._expire = expire
         self._tick = min(1.0, max(0.01, timeout_s / 10))
         self._watched: dict[Job, None] = {}  # an ordered set: the oldest exchanges first
@@ -40,7 +35,7 @@ class Watchdog:
 
     def watch(self, job: Job) -> None:
         """``job`` starts an exchange (engine loop only); it must ``unwatch`` when it ends."""
-        job.t_read = self._clock()
+        job.t_read = self.now()
         self._watched[job] = None
         if self._timer is None:
             self._timer = self._loop.call_later(self._tick, self._check)
@@ -56,7 +51,7 @@ class Watchdog:
 
     def _check(self) -> None:
         self._timer = None
-        silent_since = self._clock() - self.timeout_s
+        silent_since = self.now() - self.timeout_s
         for job in [job for job in self._watched if job.t_read < silent_since]:
             del self._watched[job]
             self._expire(job)
