@@ -560,27 +560,27 @@ class Engine:
                     call.headers.update(req.headers)
                 if adapter.trace_header:
                     call.headers[adapter.trace_header] = job.id
+                self._watchdog.watch(job)  # until `finally`: reads silent past the timeout end the exchange
                 reply = await (self._stream(job, lane, call) if req.stream else self._call(job, lane, call))
             outcome = _SUCCESS
             return reply
         except errors.AccelError as exc:
             error, outcome = exc, _outcome(exc)
             raise self._annotate(exc, job, lane) from None
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, asyncio.CancelledError) as exc:
+            failure: BaseException = exc
+            if isinstance(exc, asyncio.CancelledError):
+                if not job.stalled or job.cancel_reason is not None:  # the caller's cancel wins
+                    raise
+                job.stalled = False  # the watchdog's: the read timeout ran out
+                _uncancel(job.task)
+                failure = asyncio.TimeoutError()
             url = call.url if call else lane.base_url
-            error = transport_error(exc, req.provider, url, self.settings.read_timeout_s)
-            outcome = _FAILURE
-            raise self._annotate(error, job, lane) from None
-        except asyncio.CancelledError:
-            if not job.stalled or job.cancel_reason is not None:  # the caller's cancel wins
-                raise
-            job.stalled = False
-            _uncancel(job.task)
-            url = call.url if call else lane.base_url
-            error = transport_error(asyncio.TimeoutError(), req.provider, url, self.settings.read_timeout_s)
+            error = transport_error(failure, req.provider, url, self.settings.read_timeout_s)
             outcome = _FAILURE
             raise self._annotate(error, job, lane) from None
         finally:
+            self._watchdog.unwatch(job)
             self._release(lane, outcome, error)
 
     def _silent(self, job: Job) -> None:
@@ -634,14 +634,10 @@ class Engine:
 
     async def _call(self, job: Job, lane: Lane, call: HttpCall) -> Reply:
         adapter = job.adapter
-        self._watchdog.watch(job)
-        try:
-            async with self._transport.send(call) as resp:
-                job.t_read = self._watchdog.now()
-                body = await resp.read()
-                self._observe(job, lane, resp)
-        finally:
-            self._watchdog.unwatch(job)
+        async with self._transport.send(call) as resp:
+            job.t_read = self._watchdog.now()
+            body = await resp.read()
+            self._observe(job, lane, resp)
         if resp.status >= 400:
             raise adapter.classify(resp.status, resp.headers, body)
         data = None if call.empty_ok and not body else decode_json(body, adapter.id, resp.status)
@@ -654,20 +650,16 @@ class Engine:
         adapter = job.adapter
         parts: list[str] = []
         last = Delta()
-        self._watchdog.watch(job)
-        try:
-            async with self._transport.send(call) as resp:
-                job.t_read = self._watchdog.now()
-                self._observe(job, lane, resp)
-                if resp.status >= 400:
-                    raise adapter.classify(resp.status, resp.headers, await resp.read())
-                try:
-                    await self._read_stream(job, resp, parts, last)
-                except BaseException:
-                    resp.close()  # a cancelled or failed stream must not return its socket to the pool
-                    raise
-        finally:
-            self._watchdog.unwatch(job)
+        async with self._transport.send(call) as resp:
+            job.t_read = self._watchdog.now()
+            self._observe(job, lane, resp)
+            if resp.status >= 400:
+                raise adapter.classify(resp.status, resp.headers, await resp.read())
+            try:
+                await self._read_stream(job, resp, parts, last)
+            except BaseException:
+                resp.close()  # a cancelled or failed stream must not return its socket to the pool
+                raise
         if last.finish_reason is None:
             raise errors.ConnectionError(f"the stream from {adapter.id} ended before the answer was complete")
         usage = None
