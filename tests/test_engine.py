@@ -49,6 +49,18 @@ def test_async_twins(client, provider):
     assert "".join(parts) == stream.response.text == response.text
 
 
+def test_the_engine_runs_on_uvloop_unless_told_otherwise(make_client, monkeypatch):
+    import uvloop  # a dependency wherever it builds (Linux, macOS)
+
+    fast = make_client()
+    assert isinstance(fast.engine.loop, uvloop.Loop)
+    monkeypatch.setenv("ACCEL_NB_LOOP", "asyncio")
+    plain = make_client()
+    assert not isinstance(plain.engine.loop, uvloop.Loop)
+    assert isinstance(plain.engine.loop, asyncio.BaseEventLoop)
+    assert plain.chat("openai", "Hello there").text == fast.chat("openai", "Hello there").text
+
+
 @pytest.mark.parametrize("provider", ["openai", "gemini"])
 def test_embeddings(client, provider):
     vectors = client.embed(provider, ["the cat sat on the mat", "a cat sat on a mat", "quarterly tax filing"])
