@@ -4,7 +4,7 @@ Jupyter kernels already run a loop; owning a second one on a daemon thread works
 the same in JupyterLab, Notebook, VS Code, scripts and tests, needs no patching of
 asyncio, and keeps widgets updating while a cell waits.  That loop is uvloop's where it is
 installed (it is a dependency on Linux and macOS): the engine's loop does nothing but network
-I/O and hand-offs, which uvloop runs with about 5 % fewer instructions and, on one core, 7-13 %
+I/O and hand-offs, which uvloop runs with about 7 % fewer instructions and, on one core, 7-13 %
 more requests per second (``benchmarks/overhead.py``).  ``ACCEL_NB_LOOP=asyncio`` opts out.
 """
 
