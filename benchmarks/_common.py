@@ -14,13 +14,28 @@ import time
 import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def pin(core: int) -> None:
     """Run this process on one core, when the machine has it (both sides get one each)."""
     if hasattr(os, "sched_setaffinity") and core in os.sched_getaffinity(0):
         os.sched_setaffinity(0, {core})
+
+
+def rotated(items: Sequence[T], round_: int) -> list[T]:
+    """The clients' order in paired round ``round_``: each round starts one further along, so
+    no client always runs right after the same other one."""
+    turn = round_ % len(items) if items else 0
+    return [*items[turn:], *items[:turn]]
+
+
+def round_ratios(ours: Sequence[float | None], base: Sequence[float | None]) -> list[float]:
+    """``ours / base`` within each paired round (neighbours in time share the machine's mood);
+    a round in which either side failed (``None``) is left out."""
+    return [a / b for a, b in zip(ours, base) if a and b]
 
 
 def free_port() -> int:

@@ -34,7 +34,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
-from _common import Table, cpu_note, finish, pin, run_child, start_sim
+from _common import Table, cpu_note, finish, pin, rotated, round_ratios, run_child, start_sim
 
 MODEL = "gpt-4o-mini"
 PROMPT = [{"role": "user", "content": "Say something short about queues."}]
@@ -289,19 +289,14 @@ def summarize(runs: dict[str, dict[str, list[float | None]]]) -> dict[str, Any]:
     """Median rates; each client's median ratio to aiohttp over the rounds both ran (paired)."""
     med = statistics.median
     base = runs.get("aiohttp", {})
-    rates: dict[str, dict[str, float | None]] = {}
-    ratios: dict[str, dict[str, float]] = {}
-    for client, by_mode in runs.items():
-        rates[client], ratios[client] = {}, {}
-        for mode in MODES:
-            found = [r for r in by_mode[mode] if r is not None]
-            rates[client][mode] = med(found) if found else None
-            paired = [r / b for r, b in zip(by_mode[mode], base.get(mode, [])) if r and b]
-            if paired and client != "aiohttp":
-                ratios[client][mode] = med(paired)
-    rounds = {mode: [r / b for r, b in zip(runs.get("accel_nb", {}).get(mode, []), base.get(mode, [])) if r and b]
-              for mode in MODES}
-    return {"rates": rates, "ratios": ratios, "rounds": rounds}
+    paired = {client: {mode: round_ratios(by_mode[mode], base.get(mode, [])) for mode in MODES}
+              for client, by_mode in runs.items() if client != "aiohttp"}
+    return {
+        "rates": {client: {mode: med(found) if (found := [r for r in by_mode[mode] if r is not None]) else None
+                           for mode in MODES} for client, by_mode in runs.items()},
+        "ratios": {client: {mode: med(r) for mode, r in by_mode.items() if r} for client, by_mode in paired.items()},
+        "rounds": paired.get("accel_nb", {}),
+    }
 
 
 def main() -> int:
@@ -317,10 +312,7 @@ def main() -> int:
     with start_sim(core=1) as sim_url:
         base = sim_url + "/openai/v1"
         for round_ in range(max(args.repeat, args.reference_repeat)):
-            turn = round_ % len(fast) if fast else 0
-            order = fast[turn:] + fast[:turn]  # rotated: no client always runs right after another
-            order += [c for c in clients if c not in FAST_CLIENTS]
-            for client in order:
+            for client in rotated(fast, round_) + [c for c in clients if c not in FAST_CLIENTS]:
                 if round_ >= (args.repeat if client in FAST_CLIENTS else args.reference_repeat):
                     continue
                 for mode in MODES:

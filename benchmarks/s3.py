@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from _common import Table, cpu_note, finish, free_port, pin, run_child
+from _common import Table, cpu_note, finish, free_port, pin, rotated, round_ratios, run_child
 
 ROOT = Path(__file__).resolve().parent.parent  # measure this checkout, not an installed copy
 BUCKET = "bench"
@@ -165,12 +165,12 @@ def main() -> int:
         os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench")
         boto3_client(url, 1).create_bucket(Bucket=BUCKET)
         for round_ in range(args.rounds):
-            found = {name: measure(name, url, args) for name in CLIENTS[round_ % 3:] + CLIENTS[:round_ % 3]}
+            found = {name: measure(name, url, args) for name in rotated(CLIENTS, round_)}
             if None in found.values():
                 return 1
             for name in CLIENTS:
                 rates[name].append(found[name])
-    ratios = {name: [ours / boto for ours, boto in zip(rates[name], rates["boto3"])] for name in CLIENTS[:2]}
+    ratios = {name: round_ratios(rates[name], rates["boto3"]) for name in CLIENTS[:2]}
     return finish({"rates": rates, "ratios": ratios}, args, table)
 
 

@@ -31,7 +31,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from _common import Table, cpu_note, finish, pin, run_child, start_sim
+from _common import Table, cpu_note, finish, pin, rotated, round_ratios, run_child, start_sim
 
 CLIENTS = ["accel_nb", "aiohttp"]
 TOPICS = ("cats", "tax filing", "rust compilers", "sourdough", "jazz chords", "orbital mechanics")
@@ -145,13 +145,13 @@ def main() -> int:
         base = url + "/tei"
         runs: dict[str, list[dict]] = {name: [] for name in CLIENTS}
         for round_ in range(args.rounds):
-            for name in CLIENTS if round_ % 2 == 0 else CLIENTS[::-1]:
+            for name in rotated(CLIENTS, round_):
                 found = measure(name, base, args.n, args.concurrency, args.runs)
                 if found is None:
                     return 1
                 runs[name].append(found)
     med = statistics.median
-    ratios = [a["seconds"] / b["seconds"] for a, b in zip(runs["aiohttp"], runs["accel_nb"])]
+    ratios = round_ratios([r["seconds"] for r in runs["aiohttp"]], [r["seconds"] for r in runs["accel_nb"]])
     result = {
         "seconds": {name: med(r["seconds"] for r in found) for name, found in runs.items()},
         "cpu_s": {name: med(r["cpu_s"] for r in found) for name, found in runs.items()},
