@@ -263,6 +263,32 @@ def test_request_ids_are_version_4_uuids():
         assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, text)
 
 
+def test_ledger_rows_of_every_shape_read_back_as_recorded(tmp_path):
+    from accel_nb.engine.ledger import COLUMNS, SqliteLedger
+
+    ledger = SqliteLedger(tmp_path / "ledger.sqlite3")
+    base = dict.fromkeys(COLUMNS) | {"created_at": 1.0, "provider": "openai", "model": "m", "kind": "chat",
+                                     "status": "ok", "cached": False}
+    rows = [
+        base | {"id": "plain"},
+        base | {"id": "full", "usage_estimated": True, "cached": True, "ttft_s": 0.5, "batch_id": "b",
+                "batch_index": 0, "prompt": '{"messages":[{"role":"user","content":"Hi"}]}',
+                "response": ""},
+        base | {"id": "failed", "status": "error", "error_class": "BadRequestError", "error_message": "no",
+                "http_status": 400, "usage_estimated": False},
+        base | {"id": "plain-again"},
+    ]
+    for row in rows:
+        ledger.record(row)
+    stored = {row["id"]: row for row in ledger.query(10)}  # (query flushes the writer)
+    for row in rows:
+        expected = dict(row)
+        for flag in ("usage_estimated", "cached"):  # SQLite keeps booleans as 0 / 1
+            expected[flag] = None if row[flag] is None else int(row[flag])
+        assert stored[row["id"]] == expected
+    ledger.close()
+
+
 def test_ledger_migrations_on_a_blank_and_on_an_old_database(tmp_path):
     import sqlite3
 
@@ -272,9 +298,9 @@ def test_ledger_migrations_on_a_blank_and_on_an_old_database(tmp_path):
         MIGRATIONS = SqliteLedger.MIGRATIONS[:1]
 
     old = OldLedger(tmp_path / "ledger.sqlite3")
+    insert = f"INSERT OR REPLACE INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
     for i in range(3):
-        old.write(OldLedger._INSERT.replace("INSERT", "INSERT OR REPLACE"),
-                  [f"id-{i}" if c == "id" else (100.0 + i if c == "created_at" else "x") for c in COLUMNS])
+        old.write(insert, [f"id-{i}" if c == "id" else (100.0 + i if c == "created_at" else "x") for c in COLUMNS])
     old.close()
     ledger = SqliteLedger(tmp_path / "ledger.sqlite3")  # migrates the old file in place
     assert [row["id"] for row in ledger.query(10)] == ["id-2", "id-1", "id-0"]  # kept, newest first

@@ -22,6 +22,7 @@ from functools import partial
 from typing import Any
 
 import aiohttp
+import orjson
 
 from .. import errors
 from ..config import Settings
@@ -861,12 +862,11 @@ class Engine:
     def _row(self, job: Job, response: Response | None, error: errors.AccelError | None) -> dict[str, Any]:
         req = job.request
         store = self.settings.store_content
-        prompt: Any = None
+        prompt = None  # as JSON text: a row of plain values is one the garbage collector never tracks
         if store:
-            if req.messages:
-                prompt = {"system": req.system, "messages": req.messages}
-            else:
-                prompt = req.inputs if req.inputs else job.adapter.summary(req)
+            asked = {"system": req.system, "messages": req.messages} if req.messages else (
+                req.inputs or job.adapter.summary(req))
+            prompt = None if asked is None else orjson.dumps(asked).decode()
         now = self._clock()
         started = job.t_start or now
         return {

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Protocol
-
-import orjson
 
 from .sqlite import SqliteStore
 
@@ -44,7 +44,8 @@ COLUMNS = (
 class Ledger(Protocol):
     """What the engine needs from a ledger (SQLite today; Redis for many kernels next)."""
 
-    def record(self, row: dict[str, Any]) -> None: ...
+    def record(self, row: dict[str, Any]) -> None:
+        """Keep ``row``: the ``COLUMNS``, each a plain value (``prompt`` already JSON text)."""
 
     def query(
         self, limit: int = 20, *, provider: str | None = None, errors: bool = False, batch_id: str | None = None
@@ -55,6 +56,13 @@ class Ledger(Protocol):
     def flush(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+def _insert_of(indexes: list[int]) -> tuple[str, Callable[[Sequence[Any]], Any]]:
+    """The INSERT naming the columns at ``indexes``, and what picks their values from a full row
+    (a tuple: a row has at least its six NOT NULL columns)."""
+    names = ", ".join(COLUMNS[i] for i in indexes)
+    return f"INSERT INTO requests ({names}) VALUES ({', '.join('?' * len(indexes))})", operator.itemgetter(*indexes)
 
 
 class SqliteLedger(SqliteStore):
@@ -97,17 +105,31 @@ class SqliteLedger(SqliteStore):
         ),
     )
 
-    _INSERT = f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-
     _VALUES = operator.itemgetter(*COLUMNS)
-    _PROMPT = COLUMNS.index("prompt")
+    _FLAGS = tuple(COLUMNS.index(name) for name in ("usage_estimated", "cached"))
+    _NULLS = (None,) * len(COLUMNS)
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self._inserts: dict[tuple[bool, ...], tuple[str, Callable[[Sequence[Any]], Any]]] = {}
 
     def record(self, row: dict[str, Any]) -> None:
-        values = self._VALUES(row)
-        prompt = values[self._PROMPT]
-        if prompt is not None and not isinstance(prompt, str):
-            values = (*values[: self._PROMPT], orjson.dumps(prompt).decode(), *values[self._PROMPT + 1 :])
-        self.write(self._INSERT, values)
+        """Queue ``row``'s insert naming only its non-NULL columns (NULL is every column's default).
+
+        Python's sqlite3 binds ``None`` and ``bool`` through its adapter lookup, about 0.9 µs a
+        value against 0.1 for an ``int``; a typical row has eight of them.  Leaving them out
+        (flags go in as 0 / 1, which is what SQLite stores anyway) halves the writer's work a row.
+        """
+        values = list(self._VALUES(row))
+        for index in self._FLAGS:
+            if values[index] is not None:
+                values[index] = int(values[index])
+        shape = tuple(map(operator.is_not, values, self._NULLS))
+        insert = self._inserts.get(shape)
+        if insert is None:
+            insert = self._inserts[shape] = _insert_of([i for i, present in enumerate(shape) if present])
+        sql, pick = insert
+        self.write(sql, pick(values))
 
     def query(
         self, limit: int = 20, *, provider: str | None = None, errors: bool = False, batch_id: str | None = None
