@@ -56,7 +56,7 @@ async def aiohttp_send(session: Any, url: str, headers: dict[str, str], payload:
             json.loads(await resp.read())
 
 
-async def drive_on_loop_thread(send: Callable[..., Awaitable[Any]], n: int, concurrency: int) -> float:
+async def drive_on_loop_thread(send: Callable[..., Awaitable[Any]], n: int, concurrency: int, warmup: int) -> float:
     """Raw aiohttp behind the engine's threading model and nothing else: the session lives on a
     loop in a daemon thread and each call crosses over and back in batched hand-offs, as the
     engine's do.  The gap between this row and raw aiohttp is the cost of that model alone."""
@@ -84,7 +84,7 @@ async def drive_on_loop_thread(send: Callable[..., Awaitable[Any]], n: int, conc
         await future
 
     try:
-        return await drive(crossing, n, concurrency)
+        return await drive(crossing, n, concurrency, warmup)
     finally:
         await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(session.close(), worker))
         worker.call_soon_threadsafe(worker.stop)
@@ -102,8 +102,9 @@ def _settle(item: tuple[asyncio.Future[Any], BaseException | None]) -> None:
         future.set_exception(error)
 
 
-async def drive(send: Callable[[], Awaitable[Any]], n: int, concurrency: int) -> float:
-    """Requests per second for ``n`` calls of ``send`` with at most ``concurrency`` in flight."""
+async def drive(send: Callable[[], Awaitable[Any]], n: int, concurrency: int, warmup: int = 200) -> float:
+    """Requests per second for ``n`` calls of ``send`` with at most ``concurrency`` in flight,
+    after two unmeasured rounds of ``warmup`` calls."""
     remaining = n
 
     async def worker() -> None:
@@ -113,7 +114,7 @@ async def drive(send: Callable[[], Awaitable[Any]], n: int, concurrency: int) ->
             await send()
 
     for _ in range(2):  # warm connections and caches, not measured
-        remaining = min(200, n)
+        remaining = min(warmup, n)
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     remaining = n
     start = time.perf_counter()
@@ -128,7 +129,11 @@ def body(stream: bool) -> dict[str, Any]:
     return {"model": MODEL, "messages": PROMPT, "max_tokens": 16}
 
 
-async def run_client(name: str, base: str, stream: bool, n: int, concurrency: int) -> float:
+async def run_client(
+    name: str, base: str, stream: bool, n: int, concurrency: int, *, warmup: int = 200, verify: bool = True
+) -> float:
+    """``name``'s rate; ``verify`` reads accel_nb's ledger back afterwards (untimed) to check every
+    request left its row."""
     url = f"{base}/chat/completions"
     headers = {"authorization": "Bearer bench", "content-type": "application/json"}
     payload = body(stream)
@@ -150,21 +155,21 @@ async def run_client(name: str, base: str, stream: bool, n: int, concurrency: in
                 await client.achat("openai:" + MODEL, PROMPT, max_tokens=16)
 
         try:
-            return await drive(send, n, concurrency)
+            return await drive(send, n, concurrency, warmup)
         finally:
-            rows = len(client.logs(n + 1000))
+            rows = len(client.logs(n + 1000)) if verify else None
             client.close()
-            assert rows >= n, f"the ledger holds {rows} rows, expected at least {n}"
+            assert rows is None or rows >= n, f"the ledger holds {rows} rows, expected at least {n}"
 
     if name in ("aiohttp", "aiohttp-uvloop"):  # (the loop is chosen in `child`)
         import aiohttp
 
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-            return await drive(partial(aiohttp_send, session, url, headers, payload, stream), n, concurrency)
+            return await drive(partial(aiohttp_send, session, url, headers, payload, stream), n, concurrency, warmup)
 
     if name == "aiohttp-thread":
         return await drive_on_loop_thread(partial(aiohttp_send, url=url, headers=headers, payload=payload,
-                                                  stream=stream), n, concurrency)
+                                                  stream=stream), n, concurrency, warmup)
 
     if name in ("httpx", "httpx-aiohttp"):
         import httpx
@@ -186,7 +191,7 @@ async def run_client(name: str, base: str, stream: bool, n: int, concurrency: in
                 else:
                     (await session.post(url, json=payload, headers=headers)).json()
 
-            return await drive(send, n, concurrency)
+            return await drive(send, n, concurrency, warmup)
 
     if name == "openai":
         import openai
@@ -203,7 +208,7 @@ async def run_client(name: str, base: str, stream: bool, n: int, concurrency: in
             else:
                 await client.chat.completions.create(model=MODEL, messages=PROMPT, max_tokens=16)
 
-        return await drive(send, n, concurrency)
+        return await drive(send, n, concurrency, warmup)
 
     if name == "litellm":
         import litellm
@@ -217,7 +222,7 @@ async def run_client(name: str, base: str, stream: bool, n: int, concurrency: in
             else:
                 await litellm.acompletion(max_tokens=16, **kw)
 
-        return await drive(send, n, concurrency)
+        return await drive(send, n, concurrency, warmup)
 
     raise SystemExit(f"unknown client {name}")
 

@@ -1,0 +1,123 @@
+"""Instructions per request under callgrind: the overhead comparison without the machine's noise.
+
+On a shared virtual machine a client's requests per second move by ±20 % from one minute to
+the next, so ``overhead.py`` needs paired rounds and still scatters.  The number of
+instructions a client executes per request does not move: this runs each client of
+``overhead.py`` under valgrind's callgrind twice (``SMALL`` and ``LARGE`` requests after the
+same warm-up) and reports ``(I(LARGE) - I(SMALL)) / (LARGE - SMALL)``, so start-up, imports
+and warm-up cancel out and what is left is the cost of one more request, every thread of the
+client process included (the ledger's writer too).  The ratio column is aiohttp's count over
+the client's: read it like a throughput ratio.
+
+It counts instructions, not time: cache misses, the garbage collector's traversals (the
+engine's thread hop makes collections run that a single-threaded client never triggers) and
+thread switches cost more time than their instruction counts say, so on the machine a ratio
+here is an upper bound for ``overhead.py``'s.  Streams run against a paced simulator (one
+frame every half second) so that each frame arrives in its own read, as it does at full
+speed; against an unpaced one a slowed client would find whole streams in one read.
+
+    python benchmarks/instructions.py                  # chat and paced streams, ~15 minutes
+    python benchmarks/instructions.py --modes chat     # ~5 minutes
+
+Needs valgrind (``apt-get install valgrind``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import shutil
+import subprocess
+import sys
+from typing import Any
+
+import overhead
+from _common import Table, cpu_note, finish, pin, start_sim
+
+CLIENTS = ("aiohttp", "aiohttp-thread", "accel_nb")
+MODES = ("chat", "stream")
+#: requests of the two runs per client and mode (after the same warm-up), and that warm-up
+SIZES = {"chat": (300, 900, 200), "stream": (64, 192, 64)}
+#: a simulator slow enough that a client under callgrind (~50x slower) still reads frame by frame
+PACED = ("--latency", "realistic", "--ttft", "0.05", "--tps", "2")
+CONCURRENCY = 64
+_COLLECTED = re.compile(r"Collected : (\d+)")
+
+
+def child(args: argparse.Namespace) -> None:
+    pin(0)
+    main = overhead.run_client(args.child, args.base, args.stream, args.n, CONCURRENCY, warmup=args.warmup,
+                               verify=False)  # (reading the ledger back is not a request's cost)
+    print(json.dumps({"rate": asyncio.run(main)}))
+
+
+def instructions(client: str, base: str, stream: bool, n: int, warmup: int) -> int:
+    cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__,
+           "--child", client, "--base", base, "-n", str(n), "--warmup", str(warmup)]
+    done = subprocess.run([*cmd, "--stream"] if stream else cmd, capture_output=True, text=True, timeout=1800)
+    found = _COLLECTED.search(done.stderr)
+    if done.returncode != 0 or found is None:
+        raise RuntimeError(f"{client} under callgrind failed:\n{done.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def per_request(client: str, base: str, mode: str) -> float:
+    small, large, warmup = SIZES[mode]
+    counts = [instructions(client, base, mode == "stream", n, warmup) for n in (small, large)]
+    return (counts[1] - counts[0]) / (large - small)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--clients", default=",".join(CLIENTS), help="comma-separated subset of " + ",".join(CLIENTS))
+    p.add_argument("--modes", default=",".join(MODES), help="chat, stream or both")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    p.add_argument("--base", help=argparse.SUPPRESS)
+    p.add_argument("-n", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--warmup", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--stream", action="store_true", help=argparse.SUPPRESS)
+    return p
+
+
+def table(result: dict[str, Any], args: argparse.Namespace) -> Table:
+    counts = result["instructions"]
+    base = counts.get("aiohttp", {})
+    rows = []
+    for client, by_mode in counts.items():
+        row = [client]
+        for mode in MODES:
+            count, reference = by_mode.get(mode), base.get(mode)
+            row += ["–" if count is None else f"{count / 1000:,.0f}k",
+                    f"{reference / count:.2f}×" if count and reference else "–"]
+        rows.append(row)
+    t = Table(f"Instructions per request under callgrind (the client process, every thread), concurrency "
+              f"{CONCURRENCY}; streams of ~{overhead.STREAM_TOKENS} frames from a paced simulator. {cpu_note()}",
+              ["client", "chat", "aiohttp / client", "stream", "aiohttp / client"], rows)
+    t.notes.append("Deterministic: the same code gives the same count to within ~1 %; time-based ratios "
+                   "(overhead.py) come out lower, as a thread hop costs time that instructions do not show.")
+    return t
+
+
+def main() -> int:
+    args = parser().parse_args()
+    if args.child:
+        child(args)
+        return 0
+    if shutil.which("valgrind") is None:
+        raise SystemExit("valgrind is not installed: apt-get install valgrind")
+    clients = [c.strip() for c in args.clients.split(",") if c.strip()]
+    modes = [m.strip() for m in args.modes.split(",") if m.strip() in MODES]
+    counts: dict[str, dict[str, float]] = {client: {} for client in clients}
+    for mode in modes:
+        with start_sim(1, *(PACED if mode == "stream" else ())) as sim_url:
+            for client in clients:
+                counts[client][mode] = per_request(client, sim_url + "/openai/v1", mode)
+                print(f"  {client} {mode}: {counts[client][mode] / 1000:,.0f}k instructions", file=sys.stderr)
+    return finish({"instructions": counts}, args, table)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
