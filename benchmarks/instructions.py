@@ -3,18 +3,20 @@
 On a shared virtual machine a client's requests per second move by ±20 % from one minute to
 the next, so ``overhead.py`` needs paired rounds and still scatters.  The number of
 instructions a client executes per request does not move: this runs each client of
-``overhead.py`` under valgrind's callgrind twice (``SMALL`` and ``LARGE`` requests after the
-same warm-up) and reports ``(I(LARGE) - I(SMALL)) / (LARGE - SMALL)``, so start-up, imports
-and warm-up cancel out and what is left is the cost of one more request, every thread of the
-client process included (the ledger's writer too).  The ratio column is aiohttp's count over
-the client's: read it like a throughput ratio.
+``overhead.py`` under valgrind's callgrind at two request counts after the same warm-up
+(``SIZES``) and reports the difference in instructions over the difference in requests.
+Start-up, imports and warm-up cancel out; what is left is the cost of one more request, every
+thread of the client process included (the ledger's writer too).  The ratio column is
+aiohttp's count over the client's: higher is better, as in ``overhead.py``.
 
-It counts instructions, not time: cache misses, the garbage collector's traversals (the
-engine's thread hop makes collections run that a single-threaded client never triggers) and
-thread switches cost more time than their instruction counts say, so on the machine a ratio
-here is an upper bound for ``overhead.py``'s.  Streams run against a paced simulator (one
-frame every half second) so that each frame arrives in its own read, as it does at full
-speed; against an unpaced one a slowed client would find whole streams in one read.
+It counts user-space instructions, not time, and time can differ either way: the kernel's
+share of a request (socket reads and writes, epoll; much the same for every client) is not
+counted, which pulls time ratios towards 1; cache misses, the garbage collector's traversals
+(a thread hop makes collections run that a single-threaded client never triggers) and thread
+switches cost more time than their count, which pushes them down.  Use it to see whether a
+change to the engine removed work, not to decide the throughput bar.  Streams run against a
+paced simulator (one frame every half second) so that each frame arrives in its own read, as
+it does at full speed; against an unpaced one a slowed client would find whole streams in one read.
 
     python benchmarks/instructions.py                  # chat and paced streams, ~15 minutes
     python benchmarks/instructions.py --modes chat     # ~5 minutes
@@ -96,8 +98,8 @@ def table(result: dict[str, Any], args: argparse.Namespace) -> Table:
     t = Table(f"Instructions per request under callgrind (the client process, every thread), concurrency "
               f"{CONCURRENCY}; streams of ~{overhead.STREAM_TOKENS} frames from a paced simulator. {cpu_note()}",
               ["client", "chat", "aiohttp / client", "stream", "aiohttp / client"], rows)
-    t.notes.append("Deterministic: the same code gives the same count to within ~1 %; time-based ratios "
-                   "(overhead.py) come out lower, as a thread hop costs time that instructions do not show.")
+    t.notes.append("Deterministic: the same code gives the same count to within ~1 %.  User-space "
+                   "instructions only: the kernel's socket work and the cost of cache misses are not in it.")
     return t
 
 
