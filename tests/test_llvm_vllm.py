@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import numpy as np
 import openai
@@ -37,6 +38,12 @@ def test_bert_base_returns_the_texts_feature_vector(client):
     assert np.asarray(result) == pytest.approx(embed("the cat sat on the mat", 768), abs=1e-6)
     assert result.response.provider == "llvm" and result.response.attempts == 1 and result.metrics["inference_time"]
     assert "bert-base" in repr(result)
+
+
+def test_the_ledger_keeps_a_calls_parameters_as_they_were_sent(client):
+    image = [[0.1, 0.5, -0.3]]
+    client.infer("llvm:resnet50", image, parameters={"precision": "fp16", 7: "seven"})  # keys need not be str
+    assert json.loads(client.logs(1)[0]["prompt"]) == {"precision": "fp16", "7": "seven"}
 
 
 def test_resnet50_scores_its_input_array(client):

@@ -863,10 +863,11 @@ class Engine:
         req = job.request
         store = self.settings.store_content
         prompt = None  # as JSON text: a row of plain values is one the garbage collector never tracks
-        if store:
-            asked = {"system": req.system, "messages": req.messages} if req.messages else (
-                req.inputs or job.adapter.summary(req))
-            prompt = None if asked is None else orjson.dumps(asked).decode()
+        if store and req.messages:
+            prompt = orjson.dumps({"system": req.system, "messages": req.messages}).decode()
+        elif store and (asked := req.inputs or job.adapter.summary(req)) is not None:
+            # params pass as the transport sends them (keys need not be strings); anything else as text
+            prompt = orjson.dumps(asked, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
         now = self._clock()
         started = job.t_start or now
         return {
