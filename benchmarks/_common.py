@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -36,6 +37,19 @@ def round_ratios(ours: Sequence[float | None], base: Sequence[float | None]) -> 
     """``ours / base`` within each paired round (neighbours in time share the machine's mood);
     a round in which either side failed (``None``) is left out."""
     return [a / b for a, b in zip(ours, base) if a and b]
+
+
+def client_parser(doc: str | None, clients: Sequence[str]) -> argparse.ArgumentParser:
+    """The command line of a benchmark that runs each client in child processes: ``--clients``,
+    ``--json``, and the flags its parent passes a child (hidden)."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--clients", default=",".join(clients), help="comma-separated subset of " + ",".join(clients))
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    p.add_argument("--base", help=argparse.SUPPRESS)
+    p.add_argument("-n", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--stream", action="store_true", help=argparse.SUPPRESS)
+    return p
 
 
 def free_port() -> int:

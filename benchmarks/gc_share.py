@@ -25,7 +25,7 @@ import time
 from typing import Any
 
 import overhead
-from _common import Table, cpu_note, finish, pin, run_child, start_sim
+from _common import Table, client_parser, cpu_note, finish, pin, run_child, start_sim
 
 CLIENTS = ("aiohttp", "aiohttp-thread", "accel_nb")
 MODES = ("chat", "stream")
@@ -70,17 +70,6 @@ def per_request(client: str, base: str, mode: str) -> dict[str, float] | None:
             "us": (found[1]["cpu_s"] - found[0]["cpu_s"]) * 1e6 / extra}
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--clients", default=",".join(CLIENTS), help="comma-separated subset of " + ",".join(CLIENTS))
-    p.add_argument("--json", action="store_true", help="print the results as JSON")
-    p.add_argument("--child", help=argparse.SUPPRESS)
-    p.add_argument("--base", help=argparse.SUPPRESS)
-    p.add_argument("-n", type=int, help=argparse.SUPPRESS)
-    p.add_argument("--stream", action="store_true", help=argparse.SUPPRESS)
-    return p
-
-
 def table(result: dict[str, Any], args: argparse.Namespace) -> Table:
     rows = []
     for client, by_mode in result["gc"].items():
@@ -98,7 +87,7 @@ def table(result: dict[str, Any], args: argparse.Namespace) -> Table:
 
 
 def main() -> int:
-    args = parser().parse_args()
+    args = client_parser(__doc__, CLIENTS).parse_args()
     if args.child:
         child(args)
         return 0

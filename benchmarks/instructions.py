@@ -36,7 +36,7 @@ import sys
 from typing import Any
 
 import overhead
-from _common import Table, cpu_note, finish, pin, start_sim
+from _common import Table, client_parser, cpu_note, finish, pin, start_sim
 
 CLIENTS = ("aiohttp", "aiohttp-thread", "accel_nb")
 MODES = ("chat", "stream")
@@ -72,15 +72,9 @@ def per_request(client: str, base: str, mode: str) -> float:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--clients", default=",".join(CLIENTS), help="comma-separated subset of " + ",".join(CLIENTS))
+    p = client_parser(__doc__, CLIENTS)
     p.add_argument("--modes", default=",".join(MODES), help="chat, stream or both")
-    p.add_argument("--json", action="store_true", help="print the results as JSON")
-    p.add_argument("--child", help=argparse.SUPPRESS)
-    p.add_argument("--base", help=argparse.SUPPRESS)
-    p.add_argument("-n", type=int, help=argparse.SUPPRESS)
     p.add_argument("--warmup", type=int, help=argparse.SUPPRESS)
-    p.add_argument("--stream", action="store_true", help=argparse.SUPPRESS)
     return p
 
 
