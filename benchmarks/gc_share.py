@@ -28,7 +28,6 @@ import overhead
 from _common import Table, client_parser, cpu_note, finish, pin, run_child, start_sim
 
 CLIENTS = ("aiohttp", "aiohttp-thread", "accel_nb")
-MODES = ("chat", "stream")
 SIZES = {"chat": (2000, 10000), "stream": (1000, 5000)}
 CONCURRENCY = 64
 
@@ -74,7 +73,7 @@ def table(result: dict[str, Any], args: argparse.Namespace) -> Table:
     rows = []
     for client, by_mode in result["gc"].items():
         row = [client]
-        for mode in MODES:
+        for mode in overhead.MODES:
             found = by_mode.get(mode)
             row += ["failed", "–"] if found is None else [f"{found['per_1000']:.1f}", f"{found['us']:.1f}"]
         rows.append(row)
@@ -95,7 +94,7 @@ def main() -> int:
     result: dict[str, dict[str, Any]] = {client: {} for client in clients}
     with start_sim(1) as sim_url:
         for client in clients:
-            for mode in MODES:
+            for mode in overhead.MODES:
                 result[client][mode] = per_request(client, sim_url + "/openai/v1", mode)
                 print(f"  {client} {mode}: {result[client][mode]}", file=sys.stderr)
     return finish({"gc": result}, args, table)
