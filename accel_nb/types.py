@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+import orjson
+
 __all__ = ["Chunk", "Priority", "Request", "Response", "Usage"]
 
 
@@ -47,7 +49,28 @@ class Usage:
             self.total_tokens = self.input_tokens + self.output_tokens
 
 
-@dataclass(slots=True)
+class _JsonOnRead:
+    """``Response.raw``: the engine may hand a reply's JSON over as the bytes it arrived in
+    (a JSON value is never ``bytes``), decoded on first read and kept.
+
+    Few callers read ``raw``, and a ``map`` keeps thousands of answers: an OpenAI chat reply
+    is ~0.7 KB as bytes and ~1.9 KB decoded, a tree of dicts and lists the garbage collector
+    would track for as long as the answer lives.
+    """
+
+    def __get__(self, response: Response | None, owner: type | None = None) -> Any:
+        if response is None:
+            return None  # the field's default
+        raw = response._raw
+        if type(raw) is bytes:
+            raw = response._raw = orjson.loads(raw)
+        return raw
+
+    def __set__(self, response: Response, value: Any) -> None:
+        response._raw = value
+
+
+@dataclass
 class Response:
     """One finished request, whatever the provider."""
 
@@ -62,7 +85,7 @@ class Response:
     cached: bool = False
     cost_usd: float | None = None
     finish_reason: str | None = None
-    raw: Any = None
+    raw: Any = _JsonOnRead()
 
     @property
     def target(self) -> str:

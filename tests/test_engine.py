@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import pickle
 import threading
 import time
 from collections.abc import Callable
@@ -35,6 +37,25 @@ def test_chat_and_stream(client, provider):
     assert len(chunks) > 1 and "".join(chunks) == stream.response.text == response.text
     assert stream.response.usage.output_tokens == response.usage.output_tokens
     assert stream.response.ttft_s is not None and stream.response.ttft_s <= stream.response.latency_s
+
+
+RAW_TEXT = {
+    "claude": lambda raw: raw["content"][0]["text"],
+    "openai": lambda raw: raw["choices"][0]["message"]["content"],
+    "groq": lambda raw: raw["choices"][0]["message"]["content"],
+    "gemini": lambda raw: raw["candidates"][0]["content"]["parts"][0]["text"],
+}
+
+
+@pytest.mark.parametrize("provider", CHAT_PROVIDERS)
+def test_raw_is_the_providers_reply_as_json_however_the_response_is_handled(client, provider):
+    # the engine hands `raw` over undecoded; every way of reading the Response must see the JSON
+    response = client.chat(provider, "Name a colour.", max_tokens=16)
+    revived = pickle.loads(pickle.dumps(response))
+    assert dataclasses.replace(response, text="x").raw == revived.raw  # (both decode their own copy)
+    assert revived == response and RAW_TEXT[provider](response.raw) == response.text
+    assert dataclasses.asdict(response)["raw"] == response.raw
+    assert "raw={" in repr(response)
 
 
 @pytest.mark.parametrize("provider", CHAT_PROVIDERS)

@@ -643,6 +643,8 @@ class Engine:
             raise adapter.classify(resp.status, resp.headers, body)
         data = None if call.empty_ok and not body else decode_json(body, adapter.id, resp.status)
         reply = adapter.parse(job.request, data)
+        if reply.raw is data and data is not None:
+            reply.raw = body  # Response.raw decodes it again if asked (see types._JsonOnRead)
         if reply.usage is None:
             reply.usage = adapter.header_usage(resp.headers)
         return reply
