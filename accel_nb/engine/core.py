@@ -109,6 +109,9 @@ class Engine:
         self.loop = self._runner.loop
         self._coalescer = Coalescer(self.loop, lambda pid: self.settings.providers[pid].batch, self._dispatch)
         self._watchdog = Watchdog(self.loop, settings.read_timeout_s, self._silent)
+        # bound once, not per submission: the method object would be made on the caller's thread
+        # and freed on the engine's, a request's garbage the collector counts
+        self._admit_posted = self._admit
 
     # -- thread-safe API -------------------------------------------------------------------
     @property
@@ -121,7 +124,7 @@ class Engine:
         if self._closed:
             raise errors.CancelledError("this client is closed; create a new accel_nb.Client")
         job.t_submit = self._clock()
-        (outbox or self.mailbox).post(self._admit, job)
+        (outbox or self.mailbox).post(self._admit_posted, job)
         return job
 
     def outbox(self, loop: asyncio.AbstractEventLoop) -> Mailbox:

@@ -194,20 +194,22 @@ class Channel:
 class LoopQueueSink(Sink):
     """An ``async for`` consumer reads from a ``Channel`` of its own loop."""
 
-    __slots__ = ("channel", "_mailbox")
+    __slots__ = ("channel", "_mailbox", "_push")
 
     def __init__(self, mailbox: Mailbox, channel: Channel) -> None:
         self._mailbox = mailbox
         self.channel = channel
+        # bound once, on the caller's thread, not per chunk on the engine's (twenty a stream)
+        self._push = channel.push
 
     def chunk(self, text: str) -> None:
-        self._mailbox.post(self.channel.push, text)
+        self._mailbox.post(self._push, text)
 
     def progress(self, value: Any) -> None:
-        self._mailbox.post(self.channel.push, Progress(value))
+        self._mailbox.post(self._push, Progress(value))
 
     def done(self, result: Any) -> None:
-        self._mailbox.post(self.channel.push, StreamEnd(True, result))
+        self._mailbox.post(self._push, StreamEnd(True, result))
 
     def fail(self, error: BaseException) -> None:
-        self._mailbox.post(self.channel.push, StreamEnd(False, error))
+        self._mailbox.post(self._push, StreamEnd(False, error))
