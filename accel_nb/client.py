@@ -635,14 +635,8 @@ class Client:
 
     def _request(self, kind: str, target: str, prompt: Any, options: dict[str, Any]) -> Request:
         provider, model = self.resolve(target, kind)
-        adapter = get_adapter(provider)
-        if kind not in adapter.kinds:
-            able = [pid for pid, other in adapters().items() if kind in other.kinds]
-            raise errors.BadRequestError(
-                f"{provider} has no {kind} API",
-                provider=provider,
-                hint=f"for {kind} use {' or '.join(able)}" if able else None,
-            )
+        if kind not in get_adapter(provider).kinds:
+            raise _no_such_api(provider, kind)
         self._check_key(provider)
         stream = bool(options.pop("stream", False))
         system = options.pop("system", None)
@@ -725,6 +719,14 @@ class Client:
     def __repr__(self) -> str:
         state = "running" if self._engine is not None else "idle"
         return f"<accel_nb.Client {state}, {len(self.settings.providers)} providers>"
+
+
+def _no_such_api(provider: str, kind: str) -> errors.BadRequestError:
+    """(Not inline in ``Client._request``: its comprehension would make every request build a cell.)"""
+    able = [pid for pid, other in adapters().items() if kind in other.kinds]
+    return errors.BadRequestError(
+        f"{provider} has no {kind} API", provider=provider, hint=f"for {kind} use {' or '.join(able)}" if able else None
+    )
 
 
 def _response_from_row(row: Mapping[str, Any]) -> Response:

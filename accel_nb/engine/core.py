@@ -397,10 +397,13 @@ class Engine:
 
     def _pool(self, provider: str) -> _ProviderPool:
         pool = self._pools.get(provider)
-        if pool is None:
-            cfg = self.settings.providers[provider]
-            lanes = [self._lane(provider, key) for key in (cfg.keys or [None])]
-            pool = self._pools[provider] = _ProviderPool(provider, KeyPool(lanes, cfg.key_strategy))
+        return pool if pool is not None else self._new_pool(provider)
+
+    def _new_pool(self, provider: str) -> _ProviderPool:
+        # (apart from `_pool`: its comprehension would make every call of `_pool` build two cells)
+        cfg = self.settings.providers[provider]
+        lanes = [self._lane(provider, key) for key in (cfg.keys or [None])]
+        pool = self._pools[provider] = _ProviderPool(provider, KeyPool(lanes, cfg.key_strategy))
         return pool
 
     def _pump(self, pool: _ProviderPool) -> None:
@@ -798,12 +801,17 @@ class Engine:
             finish_reason=reply.finish_reason,
             raw=reply.raw,
         )
-        if job.cache_key is not None and req.kind in TEXT_KINDS and (cache := self._cache_store()):
-            stored = {k: getattr(response, k) for k in _STORED_FIELDS}
-            stored["usage"] = {k: getattr(usage, k) for k in _STORED_USAGE}
-            cache.put(job.cache_key, stored)
+        if job.cache_key is not None and req.kind in TEXT_KINDS:
+            self._store_in_cache(job.cache_key, response)
         result = job.finish(reply, response) if job.finish is not None else response
         self._finish(job, response, None, result)
+
+    def _store_in_cache(self, key: str, response: Response) -> None:
+        # (apart from `_succeed`: its comprehensions would make every answer build two cells)
+        if cache := self._cache_store():
+            stored = {k: getattr(response, k) for k in _STORED_FIELDS}
+            stored["usage"] = {k: getattr(response.usage, k) for k in _STORED_USAGE}
+            cache.put(key, stored)
 
     def _fail(self, job: Job, error: errors.AccelError) -> None:
         if job.members is not None:
