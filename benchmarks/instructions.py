@@ -21,6 +21,10 @@ it does at full speed; against an unpaced one a slowed client would find whole s
     python benchmarks/instructions.py                  # chat and paced streams, ~15 minutes
     python benchmarks/instructions.py --modes chat     # ~5 minutes
 
+The same runs count the objects each request allocates that CPython's garbage collector counts
+(calls of ``_PyObject_GC_Link``): a collection runs whenever that count, net of frees, passes 700,
+so fewer such objects is fewer collections, whichever thread they are made on.
+
 Needs valgrind (``apt-get install valgrind``).
 """
 
@@ -32,6 +36,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from typing import Any
 
 import overhead
@@ -53,20 +58,45 @@ def child(args: argparse.Namespace) -> None:
     asyncio.run(main)  # (its rate is of no interest here: the count is)
 
 
-def instructions(client: str, base: str, stream: bool, n: int, warmup: int) -> int:
-    cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__,
-           "--child", client, "--base", base, "-n", str(n), "--warmup", str(warmup)]
-    done = subprocess.run([*cmd, "--stream"] if stream else cmd, capture_output=True, text=True, timeout=1800)
-    found = _COLLECTED.search(done.stderr)
-    if done.returncode != 0 or found is None:
-        raise RuntimeError(f"{client} under callgrind failed:\n{done.stderr[-2000:]}")
-    return int(found.group(1))
+def instructions(client: str, base: str, stream: bool, n: int, warmup: int) -> tuple[int, int | None]:
+    """The client's instructions in a run of ``n`` requests, and the objects it made that the garbage
+    collector counts (``None`` when this Python's symbols do not show them)."""
+    with tempfile.NamedTemporaryFile(suffix=".callgrind") as out:
+        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out.name}", sys.executable, __file__,
+               "--child", client, "--base", base, "-n", str(n), "--warmup", str(warmup)]
+        done = subprocess.run([*cmd, "--stream"] if stream else cmd, capture_output=True, text=True, timeout=1800)
+        found = _COLLECTED.search(done.stderr)
+        if done.returncode != 0 or found is None:
+            raise RuntimeError(f"{client} under callgrind failed:\n{done.stderr[-2000:]}")
+        return int(found.group(1)), calls_to(out.name, "_PyObject_GC_Link")
 
 
-def per_request(client: str, base: str, mode: str) -> float:
+def calls_to(profile: str, function: str) -> int | None:
+    """How many times ``function`` was called, from a callgrind profile (whose ``cfn=`` lines name
+    a callee in full once, as ``(id) name``, and by ``(id)`` alone after that)."""
+    names: dict[str, str] = {}
+    total, callee = None, ""
+    with open(profile, errors="replace") as lines:
+        for line in lines:
+            if line.startswith(("fn=(", "cfn=(")):
+                ident, _, name = line.partition("=")[2].rstrip("\n").partition(" ")
+                if name:
+                    names[ident] = name
+                if line.startswith("cfn="):
+                    callee = names.get(ident, "")
+            elif line.startswith("calls=") and callee.startswith(function):
+                total = (total or 0) + int(line[6:].split()[0])
+    return total
+
+
+def per_request(client: str, base: str, mode: str) -> tuple[float, float | None]:
+    """Instructions and garbage-collected objects per request: the difference of two run lengths."""
     small, large, warmup = SIZES[mode]
-    counts = [instructions(client, base, mode == "stream", n, warmup) for n in (small, large)]
-    return (counts[1] - counts[0]) / (large - small)
+    (few, few_objects), (many, many_objects) = (
+        instructions(client, base, mode == "stream", n, warmup) for n in (small, large)
+    )
+    objects = None if few_objects is None or many_objects is None else (many_objects - few_objects) / (large - small)
+    return (many - few) / (large - small), objects
 
 
 def parser() -> argparse.ArgumentParser:
@@ -77,21 +107,25 @@ def parser() -> argparse.ArgumentParser:
 
 
 def table(result: dict[str, Any], args: argparse.Namespace) -> Table:
-    counts = result["instructions"]
+    counts, objects = result["instructions"], result["objects"]
     base = counts.get("aiohttp", {})
     rows = []
     for client, by_mode in counts.items():
         row = [client]
         for mode in overhead.MODES:
-            count, reference = by_mode.get(mode), base.get(mode)
+            count, reference, made = by_mode.get(mode), base.get(mode), objects[client].get(mode)
             row += ["–" if count is None else f"{count / 1000:,.0f}k",
-                    f"{reference / count:.2f}×" if count and reference else "–"]
+                    f"{reference / count:.2f}×" if count and reference else "–",
+                    "–" if made is None else f"{made:,.0f}"]
         rows.append(row)
     t = Table(f"Instructions per request under callgrind (the client process, every thread), concurrency "
               f"{CONCURRENCY}; streams of ~{overhead.STREAM_TOKENS} frames from a paced simulator. {cpu_note()}",
-              ["client", "chat", "aiohttp / client", "stream", "aiohttp / client"], rows)
+              ["client", "chat", "aiohttp / client", "chat: GC objects", "stream", "aiohttp / client",
+               "stream: GC objects"], rows)
     t.notes.append("Deterministic: the same code gives the same count to within ~1 %.  User-space "
-                   "instructions only: the kernel's socket work and the cost of cache misses are not in it.")
+                   "instructions only: the kernel's socket work and the cost of cache misses are not in it.  "
+                   "GC objects: those a request allocates that the garbage collector counts towards its "
+                   "next collection.")
     return t
 
 
@@ -105,12 +139,13 @@ def main() -> int:
     clients = [c.strip() for c in args.clients.split(",") if c.strip()]
     modes = [m.strip() for m in args.modes.split(",") if m.strip() in overhead.MODES]
     counts: dict[str, dict[str, float]] = {client: {} for client in clients}
+    objects: dict[str, dict[str, float | None]] = {client: {} for client in clients}
     for mode in modes:
         with start_sim(1, *(PACED if mode == "stream" else ())) as sim_url:
             for client in clients:
-                counts[client][mode] = per_request(client, sim_url + "/openai/v1", mode)
+                counts[client][mode], objects[client][mode] = per_request(client, sim_url + "/openai/v1", mode)
                 print(f"  {client} {mode}: {counts[client][mode] / 1000:,.0f}k instructions", file=sys.stderr)
-    return finish({"instructions": counts}, args, table)
+    return finish({"instructions": counts, "objects": objects}, args, table)
 
 
 if __name__ == "__main__":
