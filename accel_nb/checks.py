@@ -3,14 +3,19 @@ queued, so bad input fails at once with a message that says what to do."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
 
 from . import errors
+from .types import Priority
 
-__all__ = ["batch_inputs", "json_input", "messages", "no_more", "params", "rerank_payload", "stream_kind"]
+__all__ = [
+    "batch_inputs", "json_input", "messages", "no_more", "params", "priority", "rerank_payload", "stream_kind",
+    "timeout",
+]
 
 COMMON = ("max_tokens", "temperature", "top_p", "stop")
 TEXT_KINDS = ("chat", "generate")  # kinds whose input is a prompt or messages: what `stream` can stream
@@ -26,6 +31,26 @@ def rerank_payload(query: Any, return_text: bool, raw_scores: bool) -> dict[str,
     if not isinstance(query, str) or not query.strip():
         raise errors.BadRequestError(f"rerank needs a non-empty query string, not {query!r:.80}")
     return {"query": query, "return_text": bool(return_text), "raw_scores": bool(raw_scores)}
+
+
+def timeout(value: Any, where: str = "timeout") -> float | None:
+    """A timeout in seconds: ``None`` (no limit) or a positive number.  Checked before the
+    request is queued: a timer the engine could not arm would leave it unanswered."""
+    if value is None or value == math.inf:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise errors.BadRequestError(
+            f"{where} must be a positive number of seconds (or None for no limit), not {value!r:.80}",
+            hint="it counts from submission: time waiting in the queue included",
+        )
+    return float(value)
+
+
+def priority(value: Any) -> Priority:
+    try:
+        return Priority.parse(value)
+    except (ValueError, TypeError):
+        raise errors.BadRequestError(f"priority must be 'high', 'normal' or 'low', not {value!r:.80}") from None
 
 
 def no_more(options: dict[str, Any], provider: str) -> None:
@@ -48,6 +73,11 @@ def messages(prompt: Any, messages: Any, provider: str) -> list[dict[str, Any]]:
         return [{"role": "user", "content": messages}]
     if not messages:
         raise errors.BadRequestError("no prompt and no messages were given", provider=provider)
+    if isinstance(messages, Mapping) or not isinstance(messages, Iterable):
+        raise errors.BadRequestError(
+            f"a prompt is a string or a list of messages, not {type(messages).__name__}", provider=provider,
+            hint="e.g. client.chat(target, 'Hi') or client.chat(target, [{'role': 'user', 'content': 'Hi'}])",
+        )
     result = []
     for message in messages:
         if not (isinstance(message, Mapping) and message.get("role") in ("user", "assistant") and

@@ -73,7 +73,7 @@ class Client:
         if cache is not None:
             self.settings.cache = cache
         if timeout is not None:
-            self.settings.timeout_s = timeout
+            self.settings.timeout_s = checks.timeout(timeout)
         self._engine: Engine | None = None
         self._lock = threading.Lock()
         # per caller loop: (results from the engine, submissions to it)
@@ -575,7 +575,7 @@ class Client:
         return join.whole(pieces, response)
 
     def _texts(self, kind: str, target: str, texts: Any) -> list[str]:
-        texts = [texts] if isinstance(texts, str) else list(texts or [])
+        texts = [texts] if isinstance(texts, str) else list(texts or []) if isinstance(texts, Iterable) else [texts]
         if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
             provider, _ = self.resolve(target, kind)
             raise errors.BadRequestError(
@@ -602,9 +602,10 @@ class Client:
         outbox: Mailbox | None = None,
     ) -> tuple[Job, Any]:
         options = dict(options)
-        priority = Priority.parse(options.pop("priority", "normal"))
+        priority = checks.priority(options.pop("priority", "normal"))
         cache = options.pop("cache", None)
-        timeout = options.pop("timeout", self.settings.timeout_s)
+        timeout = options.pop("timeout", None)
+        timeout = self.settings.timeout_s if timeout is None else checks.timeout(timeout)
         request = self._request(kind, target, prompt, options)
         job = Job(
             request,

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import checks
 from .errors import BadRequestError
 from .providers import Adapter, adapters, resolve_provider
 from .secret import Secret
@@ -306,7 +307,7 @@ def load_settings(
     _check_keys(timeouts, {"connect", "read", "total"}, "timeouts")
     settings.connect_timeout_s = float(timeouts.get("connect", settings.connect_timeout_s))
     settings.read_timeout_s = float(timeouts.get("read", settings.read_timeout_s))
-    settings.timeout_s = timeouts.get("total")
+    settings.timeout_s = checks.timeout(timeouts.get("total"), "timeouts.total")
 
     prices = merged.get("prices")
     settings.prices_path = Path(prices).expanduser() if prices else None

@@ -432,6 +432,28 @@ def test_bad_input_is_a_clear_error_and_the_engine_keeps_serving(client, sim):
     assert client.chat("openai", "Hi").text
 
 
+def test_bad_options_and_prompts_are_refused_before_anything_is_queued(client, sim, make_client):
+    for timeout in (0, -1, "5", True):
+        with pytest.raises(errors.BadRequestError, match="timeout must be a positive number of seconds"):
+            client.chat("openai", "Hi", timeout=timeout)
+    with pytest.raises(errors.BadRequestError, match="priority must be 'high', 'normal' or 'low', not 'urgent'"):
+        client.chat("openai", "Hi", priority="urgent")
+    for prompt in (42, {"role": "user", "content": "Hi"}):
+        with pytest.raises(errors.BadRequestError, match="a prompt is a string or a list of messages"):
+            client.chat("openai", prompt)
+    with pytest.raises(errors.BadRequestError, match="embed needs a non-empty text"):
+        client.embed("openai", 3)
+    with pytest.raises(errors.BadRequestError, match=r"timeouts\.total must be a positive number"):
+        make_client(timeouts={"total": -1})
+    with pytest.raises(errors.BadRequestError, match="timeout must be a positive number"):
+        accel_nb.Client({"sim_url": sim.url}, timeout=0)
+    assert sim.stats()["requests"].get("openai", 0) == 0 and client.stats()["queued"] == 0
+    # in a batch, a bad item is that item's error; the others are answered
+    answers = client.map("openai", ["Hi", 42, "there"], progress=False)
+    assert isinstance(answers[1], errors.BadRequestError)
+    assert answers[0].text and answers[2].text
+
+
 def test_missing_key_says_which_variable_and_never_suggests_env(monkeypatch):
     client = accel_nb.Client()
     with pytest.raises(errors.AuthenticationError) as caught:
