@@ -454,6 +454,20 @@ def test_bad_options_and_prompts_are_refused_before_anything_is_queued(client, s
     assert answers[0].text and answers[2].text
 
 
+def test_a_request_stopped_before_its_first_step_is_answered_and_gives_its_lane_back(make_client):
+    # a timer due in the same loop turn as the lane's grant cancels the request's task before it
+    # ever runs: the engine must answer it and free the slot itself (one slot: a leak would hang)
+    client = make_client(providers={"openai": {"concurrency": 1}})
+    for _ in range(20):
+        with pytest.raises(errors.TimeoutError, match="timeout"):
+            client.chat("openai", "Hi", timeout=1e-9)
+    lanes = client.stats()["providers"]["openai"]["lanes"]
+    assert [lane["in_flight"] for lane in lanes] == [0]
+    assert client.chat("openai", "Hi", timeout=30).text
+    rows = client.logs(21)
+    assert [row["error_class"] for row in rows[1:]] == ["TimeoutError"] * 20  # each one recorded
+
+
 def test_missing_key_says_which_variable_and_never_suggests_env(monkeypatch):
     client = accel_nb.Client()
     with pytest.raises(errors.AuthenticationError) as caught:

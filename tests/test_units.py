@@ -312,3 +312,22 @@ def test_ledger_migrations_on_a_blank_and_on_an_old_database(tmp_path):
     blank = SqliteLedger(tmp_path / "blank.sqlite3")
     assert blank.query(5) == []
     blank.close()
+
+
+def test_a_failing_hand_off_does_not_strand_the_posts_behind_it(caplog):
+    from accel_nb.engine.loop import Mailbox
+
+    def broken(_: object) -> None:
+        raise RuntimeError("boom")
+
+    async def main() -> list[int]:
+        done: list[int] = []
+        box = Mailbox(asyncio.get_running_loop())
+        box.post(done.append, 1)
+        box.post(broken)
+        box.post(done.append, 2)
+        await asyncio.sleep(0.05)
+        return done
+
+    assert asyncio.run(main()) == [1, 2]
+    assert "hand-off" in caplog.text and "boom" in caplog.text

@@ -14,6 +14,7 @@ import asyncio
 import concurrent.futures
 import copy
 import heapq
+import inspect
 import itertools
 import logging
 import time
@@ -224,18 +225,22 @@ class Engine:
     def _admit(self, job: Job) -> None:
         if job.state == DONE:  # cancelled before it arrived
             return
-        self._jobs.add(job)
-        job.seq = next(self._seq)
-        req = job.request
-        self.tracker.queued(job.id, req.provider, req.model, _PRIORITY_NAMES[job.priority])
-        if job.timeout_s is not None:
-            job.timer = self.loop.call_later(job.timeout_s, self._expire, job)
-        if job.cache_key is not None and self._serve_from_cache(job):
-            return
-        if req.kind in job.adapter.described_kinds:
-            self._prepare(job)
-        else:
-            self._place(job)
+        try:
+            self._jobs.add(job)
+            job.seq = next(self._seq)
+            req = job.request
+            self.tracker.queued(job.id, req.provider, req.model, _PRIORITY_NAMES[job.priority])
+            if job.timeout_s is not None:
+                job.timer = self.loop.call_later(job.timeout_s, self._expire, job)
+            if job.cache_key is not None and self._serve_from_cache(job):
+                return
+            if req.kind in job.adapter.described_kinds:
+                self._prepare(job)
+            else:
+                self._place(job)
+        except Exception as exc:  # a bug must fail one request, never the engine or the posts after it
+            log.exception("accel_nb internal error admitting request %s", job.id)
+            self._fail(job, errors.AccelError(f"internal error in accel_nb: {type(exc).__name__}: {exc}"))
 
     def _place(self, job: Job) -> None:
         """Into a coalescing group when the request can share a call, else into the queue."""
@@ -927,10 +932,18 @@ class Engine:
     def _stop_job(self, job: Job, reason: errors.AccelError) -> None:
         if job.state == DONE:
             return
-        if job.task is not None and not job.task.done():
-            job.cancel_reason = reason
-            job.task.cancel()
-        else:
+        task = job.task
+        if task is None or task.done():
+            self._fail(job, reason)
+            return
+        job.cancel_reason = reason
+        task.cancel()
+        if inspect.getcoroutinestate(task.get_coro()) == inspect.CORO_CREATED:
+            # cancelled before its first step: not a line of it will run, so neither will its
+            # handlers that give back the lane and answer the job (a timer or a cancel that
+            # arrives in the same loop turn as the lane's grant)
+            if job.lane is not None and job.state == RUNNING:
+                self._release(job.lane, _NEUTRAL, None)
             self._fail(job, reason)
 
     async def _shutdown(self) -> None:

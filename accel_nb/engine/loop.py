@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import os
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 __all__ = ["EngineLoop", "Mailbox", "new_engine_loop"]
+
+log = logging.getLogger("accel_nb")
 
 
 def new_engine_loop() -> asyncio.AbstractEventLoop:
@@ -72,7 +75,10 @@ class Mailbox:
         items = self._items
         while items:
             fn, arg = items.popleft()
-            fn(arg)
+            try:
+                fn(arg)
+            except Exception:  # one failing hand-off must not strand the posts queued behind it
+                log.exception("accel_nb hand-off %r failed", fn)
 
 
 class EngineLoop:
