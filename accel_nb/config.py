@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import checks
+from .engine.keys import STRATEGIES
 from .errors import BadRequestError
 from .providers import Adapter, adapters, resolve_provider
 from .secret import Secret
@@ -265,7 +266,7 @@ def load_settings(
         base_url = (
             section.pop("base_url", None) or _first_env(environ, adapter.base_url_env) or adapter.default_base_url
         )
-        base_url = adapter.normalize_url(base_url)
+        base_url = _checked_url(adapter.normalize_url(base_url), adapter)
         services = _service_urls(adapter, section.pop("services", None) or {}, environ, base_url)
         if sim_url and adapter.sim_path is not None:
             base_url = sim_url.rstrip("/") + adapter.sim_path
@@ -276,18 +277,23 @@ def load_settings(
             base_url=base_url.rstrip("/"),
             services=services,
             keys=found,
-            concurrency=int(section.pop("concurrency", adapter.default_concurrency)),
+            concurrency=_number(section.pop("concurrency", adapter.default_concurrency),
+                                f"providers.{pid}.concurrency", whole=True, low=1),
             models=list(section.pop("models", adapter.models)),
             batch=_batch(adapter.batch, section.pop("batch", {}), pid),
             options=options,
             **section,
         )
+        _check_pacing(providers[pid], pid)
 
     settings = Settings(providers=providers, sim_url=sim_url)
     for name, cls in _SECTION_TYPES.items():
         section = dict(merged.get(name, {}))
         _check_keys(section, {f.name for f in dataclasses.fields(cls)}, name)
-        setattr(settings, name, cls(**section))
+        table = cls(**section)
+        for setting, (whole, low) in _SECTION_BOUNDS[name].items():
+            _number(getattr(table, setting), f"{name}.{setting}", whole=whole, low=low)
+        setattr(settings, name, table)
     if settings.queue.overflow not in ("wait", "reject"):
         raise BadRequestError(f"queue.overflow must be 'wait' or 'reject', not {settings.queue.overflow!r}")
 
@@ -305,6 +311,9 @@ def load_settings(
 
     timeouts = dict(merged.get("timeouts", {}))
     _check_keys(timeouts, {"connect", "read", "total"}, "timeouts")
+    for name in ("connect", "read"):
+        if name in timeouts:
+            _number(timeouts[name], f"timeouts.{name}", low=0.0, strict=True)
     settings.connect_timeout_s = float(timeouts.get("connect", settings.connect_timeout_s))
     settings.read_timeout_s = float(timeouts.get("read", settings.read_timeout_s))
     settings.timeout_s = checks.timeout(timeouts.get("total"), "timeouts.total")
@@ -313,6 +322,50 @@ def load_settings(
     settings.prices_path = Path(prices).expanduser() if prices else None
     settings.aliases = dict(merged.get("aliases", {}))
     return settings
+
+
+#: the numeric settings of the [retry], [breaker] and [queue] tables: (a whole number?, at least)
+_SECTION_BOUNDS: dict[str, dict[str, tuple[bool, float]]] = {
+    "retry": {"max_attempts": (True, 1), "max_time_s": (False, 0), "backoff_base_s": (False, 0),
+              "backoff_max_s": (False, 0)},
+    "breaker": {"failures": (True, 1), "cooldown_s": (False, 0), "successes": (True, 1)},
+    "queue": {"max_size": (True, 1)},
+}
+
+
+def _number(value: Any, where: str, *, whole: bool = False, low: float = 0.0, strict: bool = False) -> Any:
+    """``value`` if it is a (whole) number of at least ``low`` (above it when ``strict``), else a
+    ``BadRequestError`` naming the setting: a bad one must fail when the client is made, not
+    inside the engine at the first request."""
+    kind = int if whole else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind) or not (value > low if strict else value >= low):
+        bound = f"above {low:g}" if strict else f"at least {low:g}"
+        raise BadRequestError(f"{where} must be {'a whole number' if whole else 'a number'} {bound}, not {value!r:.80}")
+    return value
+
+
+def _check_pacing(provider: ProviderSettings, pid: str) -> None:
+    for name in ("rpm", "tpm"):
+        if (value := getattr(provider, name)) is not None:
+            _number(value, f"providers.{pid}.{name}", low=0.0, strict=True)
+    if provider.key_strategy not in STRATEGIES:
+        raise BadRequestError(
+            f"providers.{pid}.key_strategy must be one of {', '.join(STRATEGIES)}, not {provider.key_strategy!r:.80}"
+        )
+
+
+def _checked_url(url: Any, adapter: Adapter) -> str:
+    """An absolute http(s) URL (or empty where the adapter has a default of its own: S3)."""
+    if url == "" and not adapter.default_base_url:
+        return url
+    parts = urllib.parse.urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        sources = " or ".join([f"providers.{adapter.id}.base_url", *adapter.base_url_env])
+        raise BadRequestError(
+            f"the base URL of {adapter.id} must be an http:// or https:// URL, not {url!r:.80}",
+            hint=f"set {sources}, e.g. {adapter.default_base_url or 'https://host:port'}",
+        )
+    return url
 
 
 def _batch(default: tuple[int, float] | None, given: Any, pid: str) -> BatchSettings | None:
@@ -337,17 +390,25 @@ def _discover_keys(
     configured: str | list[str] | None,
 ) -> list[Secret]:
     if runtime:
-        values = [runtime] if isinstance(runtime, str) else list(runtime)
+        values = _key_strings(runtime, f"keys[{adapter.id!r}]")
         return _dedupe(Secret(v, "runtime") for v in values if v and v.strip())
     for source, mapping in (("env", environ), (".env", dotenv)):
         for name in adapter.key_env:
             found = _keys_named(name, mapping, source)
             if found:
                 return found
-    values = [configured] if isinstance(configured, str) else list(configured or [])
+    values = _key_strings(configured or [], f"providers.{adapter.id}.keys")
     if found := _dedupe(Secret(v, "config") for v in values if v and v.strip()):
         return found
     return _dedupe(Secret(v, "keyring") for v in _keyring_keys(adapter.id))
+
+
+def _key_strings(value: Any, where: str) -> list[str]:
+    """One key or a list of keys, as strings (the error names the type only, never a value)."""
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, (list, tuple)) or not all(isinstance(v, str) for v in values):
+        raise BadRequestError(f"{where} must be a key string or a list of key strings, not {type(value).__name__}")
+    return list(values)
 
 
 def _keyring_keys(provider: str) -> list[str]:

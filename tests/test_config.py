@@ -86,6 +86,33 @@ def test_unknown_settings_are_rejected_with_the_valid_ones():
         settings({"queue": {"overflow": "drop"}})
 
 
+@pytest.mark.parametrize(("config", "message"), [
+    ({"providers": {"openai": {"concurrency": 0}}}, r"openai\.concurrency must be a whole number at least 1"),
+    ({"providers": {"openai": {"concurrency": "64"}}}, r"providers\.openai\.concurrency must be a whole number"),
+    ({"providers": {"openai": {"rpm": -1}}}, r"providers\.openai\.rpm must be a number above 0, not -1"),
+    ({"providers": {"groq": {"tpm": "lots"}}}, r"providers\.groq\.tpm must be a number above 0, not 'lots'"),
+    ({"providers": {"openai": {"key_strategy": "random"}}}, r"key_strategy must be one of round_robin, least_loaded"),
+    ({"providers": {"openai": {"base_url": "api.openai.com/v1"}}}, r"base URL of openai must be an http:// or https://"),
+    ({"providers": {"openai": {"keys": 5}}}, r"providers\.openai\.keys must be a key string or a list of key strings"),
+    ({"retry": {"max_attempts": 0}}, r"retry\.max_attempts must be a whole number at least 1, not 0"),
+    ({"retry": {"backoff_base_s": -0.5}}, r"retry\.backoff_base_s must be a number at least 0"),
+    ({"breaker": {"failures": 2.5}}, r"breaker\.failures must be a whole number at least 1, not 2\.5"),
+    ({"queue": {"max_size": -1}}, r"queue\.max_size must be a whole number at least 1"),
+    ({"timeouts": {"read": 0}}, r"timeouts\.read must be a number above 0"),
+    ({"timeouts": {"total": "5"}}, r"timeouts\.total must be a positive number of seconds"),
+])
+def test_bad_values_are_refused_when_the_settings_load_not_at_the_first_request(config, message):
+    with pytest.raises(errors.BadRequestError, match=message):
+        settings(config)
+
+
+def test_a_bad_key_list_is_refused_without_showing_the_keys():
+    with pytest.raises(errors.BadRequestError, match=r"keys\['openai'\] must be a key string") as caught:
+        settings(keys={"openai": ["sk-secret-value-123456", 7]})
+    assert "sk-secret" not in str(caught.value)
+    assert settings({"providers": {"s3": {}}}).providers["s3"].base_url == ""  # S3: AWS by region
+
+
 def test_sections(tmp_path, monkeypatch):
     monkeypatch.setenv("ACCEL_NB_HOME", str(tmp_path))
     s = settings({"retry": {"max_attempts": 2}, "breaker": {"failures": 1}, "cache": True,
