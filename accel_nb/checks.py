@@ -13,8 +13,8 @@ from . import errors
 from .types import Priority
 
 __all__ = [
-    "batch_inputs", "json_input", "messages", "no_more", "params", "priority", "rerank_payload", "stream_kind",
-    "timeout",
+    "batch_inputs", "json_input", "messages", "no_more", "number", "params", "priority", "rerank_payload",
+    "stream_kind", "timeout",
 ]
 
 COMMON = ("max_tokens", "temperature", "top_p", "stop")
@@ -33,17 +33,27 @@ def rerank_payload(query: Any, return_text: bool, raw_scores: bool) -> dict[str,
     return {"query": query, "return_text": bool(return_text), "raw_scores": bool(raw_scores)}
 
 
+def number(
+    value: Any, where: str, *, whole: bool = False, low: float = 0.0, strict: bool = False, hint: str | None = None
+) -> Any:
+    """``value`` if it is a (whole) number of at least ``low`` (above it when ``strict``), else a
+    ``BadRequestError`` naming ``where``: a bad setting must fail when the client is made, not
+    inside the engine at the first request."""
+    kind = int if whole else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind) or not (value > low if strict else value >= low):
+        bound = f"above {low:g}" if strict else f"at least {low:g}"
+        what = "a whole number" if whole else "a number"
+        raise errors.BadRequestError(f"{where} must be {what} {bound}, not {value!r:.80}", hint=hint)
+    return value
+
+
 def timeout(value: Any, where: str = "timeout") -> float | None:
-    """A timeout in seconds: ``None`` (no limit) or a positive number.  Checked before the
-    request is queued: a timer the engine could not arm would leave it unanswered."""
+    """A timeout in seconds: ``None`` or ``inf`` (no limit) or a positive number.  Checked before
+    the request is queued: a timer the engine could not arm would leave it unanswered."""
     if value is None or value == math.inf:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise errors.BadRequestError(
-            f"{where} must be a positive number of seconds (or None for no limit), not {value!r:.80}",
-            hint="it counts from submission: time waiting in the queue included",
-        )
-    return float(value)
+    hint = "in seconds, counted from submission (time in the queue included); None for no limit"
+    return float(number(value, where, low=0.0, strict=True, hint=hint))
 
 
 def priority(value: Any) -> Priority:

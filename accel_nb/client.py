@@ -336,7 +336,7 @@ class Client:
         ``batch_id``, items the ledger already holds as done are not sent again: run the
         same call after an interruption and it resumes.
         """
-        items = list(prompts)
+        items = _batch_items(prompts, priority)
         results, pending = self._batch_start(items, batch_id)
         outcomes: queue.SimpleQueue[tuple[int, bool, Any]] = queue.SimpleQueue()
         jobs: dict[int, Job] = {}
@@ -373,7 +373,7 @@ class Client:
         **options: Any,
     ) -> list[Response | errors.AccelError]:
         """``map`` for asyncio code."""
-        items = list(prompts)
+        items = _batch_items(prompts, priority)
         results, pending = self._batch_start(items, batch_id)
         jobs: list[tuple[int, Job, asyncio.Future[Any]]] = []
         try:
@@ -415,6 +415,7 @@ class Client:
         self, limit: int = 20, *, provider: str | None = None, errors: bool = False, batch_id: str | None = None
     ) -> list[dict[str, Any]]:
         """The newest ledger rows (this and earlier sessions), newest first."""
+        checks.number(limit, "logs(limit=...)", whole=True)
         if provider:
             provider, _ = parse_target(provider)
         ledger = self.engine.ledger
@@ -427,6 +428,9 @@ class Client:
     def add_key(self, provider: str, key: str, source: str = "session") -> str:
         """Use ``key`` for ``provider`` from now on (in memory only); returns its label."""
         pid, _ = parse_target(provider)
+        if not isinstance(key, str) or not key.strip():
+            what = "an empty string" if isinstance(key, str) else type(key).__name__
+            raise errors.BadRequestError(f"add_key takes the key as a non-empty string, not {what}", provider=pid)
         secret = Secret(key, source)
         keys = self.settings.providers[pid].keys
         if secret not in keys:
@@ -439,6 +443,11 @@ class Client:
         """Stop using the key with this label (as shown by ``key_status``)."""
         pid, _ = parse_target(provider)
         keys = self.settings.providers[pid].keys
+        if all(k.label != label for k in keys):
+            raise errors.BadRequestError(
+                f"{pid} has no key labelled {label!r}; its keys: {', '.join(k.label for k in keys) or 'none'}",
+                provider=pid, hint=f"client.key_status({pid!r}) lists them",
+            )
         keys[:] = [k for k in keys if k.label != label]
         if self._engine is not None:
             self._engine.retire_key(pid, label)
@@ -728,6 +737,18 @@ def _no_such_api(provider: str, kind: str) -> errors.BadRequestError:
     return errors.BadRequestError(
         f"{provider} has no {kind} API", provider=provider, hint=f"for {kind} use {' or '.join(able)}" if able else None
     )
+
+
+def _batch_items(prompts: Any, priority: Any) -> list[Any]:
+    """A batch's prompts as a list, checked before any is sent (one string is one prompt, not a
+    batch of its characters)."""
+    checks.priority(priority)
+    if isinstance(prompts, (str, bytes, Mapping)) or not isinstance(prompts, Iterable):
+        raise errors.BadRequestError(
+            f"map takes a list of prompts, not a {type(prompts).__name__}",
+            hint="for one prompt use chat(target, prompt); for a batch, map(target, [prompt, ...])",
+        )
+    return list(prompts)
 
 
 def _response_from_row(row: Mapping[str, Any]) -> Response:

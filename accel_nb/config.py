@@ -277,7 +277,7 @@ def load_settings(
             base_url=base_url.rstrip("/"),
             services=services,
             keys=found,
-            concurrency=_number(section.pop("concurrency", adapter.default_concurrency),
+            concurrency=checks.number(section.pop("concurrency", adapter.default_concurrency),
                                 f"providers.{pid}.concurrency", whole=True, low=1),
             models=list(section.pop("models", adapter.models)),
             batch=_batch(adapter.batch, section.pop("batch", {}), pid),
@@ -292,7 +292,7 @@ def load_settings(
         _check_keys(section, {f.name for f in dataclasses.fields(cls)}, name)
         table = cls(**section)
         for setting, (whole, low) in _SECTION_BOUNDS[name].items():
-            _number(getattr(table, setting), f"{name}.{setting}", whole=whole, low=low)
+            checks.number(getattr(table, setting), f"{name}.{setting}", whole=whole, low=low)
         setattr(settings, name, table)
     if settings.queue.overflow not in ("wait", "reject"):
         raise BadRequestError(f"queue.overflow must be 'wait' or 'reject', not {settings.queue.overflow!r}")
@@ -313,7 +313,7 @@ def load_settings(
     _check_keys(timeouts, {"connect", "read", "total"}, "timeouts")
     for name in ("connect", "read"):
         if name in timeouts:
-            _number(timeouts[name], f"timeouts.{name}", low=0.0, strict=True)
+            checks.number(timeouts[name], f"timeouts.{name}", low=0.0, strict=True)
     settings.connect_timeout_s = float(timeouts.get("connect", settings.connect_timeout_s))
     settings.read_timeout_s = float(timeouts.get("read", settings.read_timeout_s))
     settings.timeout_s = checks.timeout(timeouts.get("total"), "timeouts.total")
@@ -333,21 +333,10 @@ _SECTION_BOUNDS: dict[str, dict[str, tuple[bool, float]]] = {
 }
 
 
-def _number(value: Any, where: str, *, whole: bool = False, low: float = 0.0, strict: bool = False) -> Any:
-    """``value`` if it is a (whole) number of at least ``low`` (above it when ``strict``), else a
-    ``BadRequestError`` naming the setting: a bad one must fail when the client is made, not
-    inside the engine at the first request."""
-    kind = int if whole else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind) or not (value > low if strict else value >= low):
-        bound = f"above {low:g}" if strict else f"at least {low:g}"
-        raise BadRequestError(f"{where} must be {'a whole number' if whole else 'a number'} {bound}, not {value!r:.80}")
-    return value
-
-
 def _check_pacing(provider: ProviderSettings, pid: str) -> None:
     for name in ("rpm", "tpm"):
         if (value := getattr(provider, name)) is not None:
-            _number(value, f"providers.{pid}.{name}", low=0.0, strict=True)
+            checks.number(value, f"providers.{pid}.{name}", low=0.0, strict=True)
     if provider.key_strategy not in STRATEGIES:
         raise BadRequestError(
             f"providers.{pid}.key_strategy must be one of {', '.join(STRATEGIES)}, not {provider.key_strategy!r:.80}"

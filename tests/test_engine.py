@@ -434,7 +434,7 @@ def test_bad_input_is_a_clear_error_and_the_engine_keeps_serving(client, sim):
 
 def test_bad_options_and_prompts_are_refused_before_anything_is_queued(client, sim, make_client):
     for timeout in (0, -1, "5", True):
-        with pytest.raises(errors.BadRequestError, match="timeout must be a positive number of seconds"):
+        with pytest.raises(errors.BadRequestError, match="timeout must be a number above 0"):
             client.chat("openai", "Hi", timeout=timeout)
     with pytest.raises(errors.BadRequestError, match="priority must be 'high', 'normal' or 'low', not 'urgent'"):
         client.chat("openai", "Hi", priority="urgent")
@@ -443,11 +443,21 @@ def test_bad_options_and_prompts_are_refused_before_anything_is_queued(client, s
             client.chat("openai", prompt)
     with pytest.raises(errors.BadRequestError, match="embed needs a non-empty text"):
         client.embed("openai", 3)
-    with pytest.raises(errors.BadRequestError, match=r"timeouts\.total must be a positive number"):
+    with pytest.raises(errors.BadRequestError, match=r"timeouts\.total must be a number above 0"):
         make_client(timeouts={"total": -1})
-    with pytest.raises(errors.BadRequestError, match="timeout must be a positive number"):
+    with pytest.raises(errors.BadRequestError, match="timeout must be a number above 0"):
         accel_nb.Client({"sim_url": sim.url}, timeout=0)
     assert sim.stats()["requests"].get("openai", 0) == 0 and client.stats()["queued"] == 0
+    with pytest.raises(errors.BadRequestError, match="map takes a list of prompts, not a str"):
+        client.map("openai", "one prompt", progress=False)  # not a batch of its characters
+    with pytest.raises(errors.BadRequestError, match="priority must be"):
+        client.map("openai", ["Hi"], priority="asap", progress=False)
+    with pytest.raises(errors.BadRequestError, match="add_key takes the key as a non-empty string, not int"):
+        client.add_key("openai", 1234)
+    with pytest.raises(errors.BadRequestError, match="openai has no key labelled 'nope'; its keys: simulator"):
+        client.remove_key("openai", "nope")
+    with pytest.raises(errors.BadRequestError, match=r"logs\(limit=\.\.\.\) must be a whole number at least 0"):
+        client.logs(-1)
     # in a batch, a bad item is that item's error; the others are answered
     answers = client.map("openai", ["Hi", 42, "there"], progress=False)
     assert isinstance(answers[1], errors.BadRequestError)

@@ -250,6 +250,18 @@ def test_keys_kept_in_the_config_file_are_owner_only_and_read_back(make_client, 
     assert "in the config file" in keys.status.value and TYPED not in keys.status.value
 
 
+def test_a_second_remove_of_the_same_key_is_a_message_not_an_exception(make_client):
+    client = make_client()
+    keys = KeyManager(client)
+    make_client.panels.append(keys)
+    label = client.add_key("groq", KEY_A)
+    keys._remove("groq", label)  # what the row's remove button calls
+    assert f"removed {label}" in keys.status.value
+    keys._remove("groq", label)  # a second click before the row is redrawn
+    assert "groq has no key labelled" in keys.status.value and "its keys: none" in keys.status.value
+    assert all(k.label != label for k in client.settings.providers["groq"].keys)
+
+
 def test_keys_kept_in_the_os_keyring_are_read_back_with_their_source(monkeypatch):
     import keyring
     from keyring.backend import KeyringBackend

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 from traitlets import Unicode
 
+from .. import errors
 from ._base import LiveBox, set_if_changed
 from ._feed import Batch
 from ._html import STYLE, esc
@@ -143,7 +144,11 @@ class KeyManager(LiveBox):
         self.in_background(lambda: self.client.verify_key(pid, label), done)
 
     def _remove(self, pid: str, label: str) -> None:
-        self.client.remove_key(pid, label)
+        try:
+            self.client.remove_key(pid, label)
+        except errors.AccelError as exc:  # gone already: a second click on a row not yet redrawn
+            self._say(exc.message)
+            return
         self._say(f"removed {label} from this session (a copy kept in the keyring or config file stays there)")
         self.feed.poke()
 
