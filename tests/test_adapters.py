@@ -156,6 +156,14 @@ def test_openai_rate_limit_headers():
         "x-ratelimit-reset-requests": "120ms",
     })
     assert plenty.requests_remaining == 499 and plenty.requests_reset_s is None  # nothing to pace yet
+    assert plenty.tokens_remaining is None and plenty.tokens_limit is None  # not said
+    odd = get_adapter("openai").rate_limits({
+        "x-ratelimit-limit-requests": "lots", "x-ratelimit-remaining-requests": "7",
+        "x-ratelimit-reset-requests": "2s", "x-ratelimit-remaining-tokens": "n/a",
+    })
+    assert (odd.requests_limit, odd.requests_remaining, odd.requests_reset_s) == (None, 7, 2.0)
+    assert odd.tokens_remaining is None
+    assert get_adapter("openai").rate_limits({"content-type": "application/json"}) is None
 
 
 def test_openai_embeddings():

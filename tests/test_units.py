@@ -90,6 +90,14 @@ def test_rate_limiter_slows_down_before_the_server_says_429():
     assert limiter.wait_s(0) > 0
 
 
+def test_an_unpaced_limiter_learns_only_once_a_budget_is_half_spent():
+    limiter = RateLimiter(clock=Clock())
+    limiter.observe(RateLimits(requests_limit=100, requests_remaining=90, tokens_limit=1000, tokens_remaining=900))
+    assert limiter.requests.rate is None and limiter.tokens.rate is None and limiter.wait_s(10) == 0
+    limiter.observe(RateLimits(requests_limit=100, requests_remaining=40, requests_reset_s=30))
+    assert limiter.requests.rate == pytest.approx(60 / 30) and limiter.tokens.rate is None
+
+
 def lane(clock, name="k", concurrency=1):
     return Lane("openai", Secret(f"sk-{name}-0123456789", "env:X"), "http://x", concurrency,
                 RateLimiter(clock=clock), CircuitBreaker(clock=clock), Cooldown(clock))

@@ -93,6 +93,11 @@ class RateLimiter:
         self.tokens.give_back(estimated - actual)
 
     def observe(self, limits: RateLimits) -> None:
+        if self.requests.rate is None and self.tokens.rate is None and not (
+            running_low(limits.requests_limit, limits.requests_remaining)
+            or running_low(limits.tokens_limit, limits.tokens_remaining)
+        ):
+            return  # no pace set and no budget half spent: nothing to learn (the common reply)
         now = self._clock()
         self.requests.learn(limits.requests_limit, limits.requests_remaining, limits.requests_reset_s, now)
         self.tokens.learn(limits.tokens_limit, limits.tokens_remaining, limits.tokens_reset_s, now)

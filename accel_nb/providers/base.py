@@ -365,26 +365,36 @@ def rate_limits_from(
 ) -> RateLimits | None:
     """Request and token budgets from the headers ``names`` names.  A reset (a duration or a
     date: ``seconds`` turns it into seconds) is read only once its budget is running low."""
-    (requests_limit, requests_left, requests_reset), (tokens_limit, tokens_left, tokens_reset) = (
-        names.requests, names.tokens
-    )
-    requests, tokens = headers.get(requests_left), headers.get(tokens_left)
+    requests, tokens = _budget(headers, names.requests, seconds), _budget(headers, names.tokens, seconds)
     if requests is None and tokens is None:
         return None
-    budget: list[float | None] = []
-    for limit_name, left, reset_name in ((requests_limit, requests, requests_reset),
-                                         (tokens_limit, tokens, tokens_reset)):
-        limit, remaining = _number(headers.get(limit_name)), _number(left)
-        reset = headers.get(reset_name) if running_low(limit, remaining) else None
-        budget += [limit, remaining, seconds(reset) if reset else None]
-    return RateLimits(*budget)
+    return RateLimits(*(requests or _UNSAID), *(tokens or _UNSAID))
 
 
-def _number(text: str | None) -> float | None:
-    try:
-        return float(text) if text is not None else None
-    except ValueError:
+_UNSAID = (None, None, None)
+
+
+def _budget(
+    headers: Mapping[str, str], names: tuple[str, str, str], seconds: Callable[[str], float | None]
+) -> tuple[float | None, float, float | None] | None:
+    """``(limit, remaining, reset_s)`` of one budget; ``None`` when the reply does not say what
+    is left.  (Read on every reply: the common case, a budget far from spent, stays short.)"""
+    limit_name, remaining_name, reset_name = names
+    left, limit = headers.get(remaining_name), headers.get(limit_name)
+    if left is None:  # (a lookup, not KeyError: most servers send no such headers at all)
         return None
+    try:
+        remaining = float(left)
+    except ValueError:  # a header that is not a number says nothing
+        return None
+    try:
+        limit = None if limit is None else float(limit)
+    except ValueError:
+        limit = None
+    if not running_low(limit, remaining):
+        return limit, remaining, None
+    reset = headers.get(reset_name)
+    return limit, remaining, seconds(reset) if reset else None
 
 
 _TRY_AGAIN = re.compile(r"try again in ((?:\d+(?:\.\d+)?(?:ms|h|m|s))+)", re.IGNORECASE)
