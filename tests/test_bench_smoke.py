@@ -45,3 +45,17 @@ def test_unknown_benchmark_is_refused():
     done = subprocess.run([sys.executable, "benchmarks/run_all.py", "--only", "nope"], capture_output=True, text=True,
                           cwd=SOURCE_ROOT)
     assert done.returncode == 2 and "unknown benchmark 'nope'" in done.stderr
+
+
+@pytest.mark.timeout(120)
+def test_bytecodes_counts_accel_nb_frames_per_request():
+    env = {**os.environ, "PYTHONPATH": str(SOURCE_ROOT)}
+    done = subprocess.run([sys.executable, "benchmarks/bytecodes.py", "--json"], capture_output=True, text=True,
+                          cwd=SOURCE_ROOT, env=env, timeout=110)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["total"] == pytest.approx(sum(result["ops"].values())) and result["total"] > 1000
+    # every plain request is admitted once and leaves one ledger row, counted in accel_nb's own frames
+    assert result["calls"]["engine/core.py:Engine._admit"] == pytest.approx(1.0)
+    assert result["calls"]["engine/ledger.py:SqliteLedger.record"] == pytest.approx(1.0)
+    assert all(".py:" in name and not name.startswith("/") for name in result["ops"])  # package-relative
