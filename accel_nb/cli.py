@@ -58,10 +58,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _logs(args: argparse.Namespace) -> int:
+    from .checks import number
     from .config import load_settings
     from .engine.ledger import SqliteLedger
     from .providers import parse_target
 
+    number(args.limit, "-n/--limit", whole=True)  # (SQLite reads LIMIT -1 as no limit at all)
     settings = load_settings()
     if settings.ledger_path is None:
         print("accel-nb: the ledger is turned off in the config ([ledger] enabled = false)", file=sys.stderr)

@@ -34,6 +34,11 @@ def test_logs_on_an_empty_ledger_and_bad_input(capsys):
     assert "no requests recorded yet" in capsys.readouterr().out
     assert main(["logs", "--provider", "opnai"]) == 2
     assert "did you mean 'openai'" in capsys.readouterr().err
+    assert main(["logs", "-n", "-1"]) == 2
+    assert "-n/--limit must be a whole number at least 0, not -1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        main(["sim", "--port", "99999"])
+    assert exited.value.code == 2 and "'99999' is not a TCP port (0-65535" in capsys.readouterr().err
 
 
 def test_sim_subcommand_is_wired():

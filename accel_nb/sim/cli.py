@@ -13,7 +13,7 @@ __all__ = ["add_arguments", "run"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The simulator's options, for any parser (the main ``accel-nb`` CLI reuses them)."""
-    parser.add_argument("--port", type=int, default=8750, help="port to listen on, 0 for any free one (default 8750)")
+    parser.add_argument("--port", type=_port, default=8750, help="port to listen on, 0 for any free one (default 8750)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument(
         "--faults", default=None, metavar="SPEC", help='random faults, e.g. "429:0.1,529:0.05,reset:0.02"'
@@ -25,6 +25,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--require-key", default=None, metavar="KEY", help="accept only this API key")
     parser.add_argument("--rpm", type=int, default=None, help=f"requests per minute per key ({DEFAULT_RPM})")
     parser.add_argument("--tpm", type=int, default=None, help=f"tokens per minute per key ({DEFAULT_TPM})")
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (0-65535; 0 picks a free one)")
+    return port
 
 
 def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
