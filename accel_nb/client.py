@@ -613,6 +613,9 @@ class Client:
         options = dict(options)
         priority = checks.priority(options.pop("priority", "normal"))
         cache = options.pop("cache", None)
+        if cache not in (None, True, False, "force"):
+            raise errors.BadRequestError(f"cache must be True, False or 'force', not {cache!r:.80}",
+                                         hint="'force' caches even when temperature > 0")
         timeout = options.pop("timeout", None)
         timeout = self.settings.timeout_s if timeout is None else checks.timeout(timeout)
         request = self._request(kind, target, prompt, options)

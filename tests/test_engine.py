@@ -438,6 +438,8 @@ def test_bad_options_and_prompts_are_refused_before_anything_is_queued(client, s
             client.chat("openai", "Hi", timeout=timeout)
     with pytest.raises(errors.BadRequestError, match="priority must be 'high', 'normal' or 'low', not 'urgent'"):
         client.chat("openai", "Hi", priority="urgent")
+    with pytest.raises(errors.BadRequestError, match="cache must be True, False or 'force', not 'sometimes'"):
+        client.chat("openai", "Hi", cache="sometimes")
     for prompt in (42, {"role": "user", "content": "Hi"}):
         with pytest.raises(errors.BadRequestError, match="a prompt is a string or a list of messages"):
             client.chat("openai", prompt)
