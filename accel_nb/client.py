@@ -584,7 +584,7 @@ class Client:
         return join.whole(pieces, response)
 
     def _texts(self, kind: str, target: str, texts: Any) -> list[str]:
-        texts = [texts] if isinstance(texts, str) else list(texts or []) if isinstance(texts, Iterable) else [texts]
+        texts = list(texts) if isinstance(texts, Iterable) and not isinstance(texts, str) else [texts]
         if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
             provider, _ = self.resolve(target, kind)
             raise errors.BadRequestError(
