@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from accel_nb.providers.sse import SSEDecoder
+from accel_nb.providers.framing import SSEDecoder
 from accel_nb.sim import SimServer
 
 PROVIDERS = ("openai", "claude", "groq", "gemini")
@@ -68,14 +68,11 @@ def chat_request(
 
 
 def sse_frames(lines: Iterable[str]) -> list[tuple[str | None, str]]:
-    """``(event, data)`` pairs of an SSE body."""
+    """``(event, data)`` pairs of an SSE body read line by line (line ends stripped or not)."""
     decoder, frames = SSEDecoder(), []
     for line in lines:
-        if (frame := decoder.feed(line)) is not None:
-            frames.append(frame)
-    if (frame := decoder.close()) is not None:
-        frames.append(frame)
-    return frames
+        frames += decoder.feed(line.rstrip("\r\n").encode() + b"\n")
+    return frames + decoder.close()
 
 
 def token_text(provider: str, data: str) -> str | None:

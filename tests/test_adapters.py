@@ -9,7 +9,7 @@ import pytest
 from accel_nb import errors
 from accel_nb.providers import get_adapter, parse_target, resolve_provider
 from accel_nb.providers.base import classify_status, parse_duration, retry_hint
-from accel_nb.providers.sse import SSEDecoder
+from accel_nb.providers.framing import LineDecoder, SSEDecoder
 from accel_nb.types import Request
 
 
@@ -18,14 +18,10 @@ def chat(provider: str, **kw) -> Request:
 
 
 def frames(adapter, req, sse_text: str):
-    decoder, out = SSEDecoder(), []
-    for line in sse_text.splitlines(keepends=True):
-        frame = decoder.feed(line)
-        if frame:
-            delta = adapter.parse_frame(req, *frame)
-            if delta is not None:
-                out.append(delta)
-    return out
+    decoder = SSEDecoder()
+    found = decoder.feed(sse_text.encode()) + decoder.close()
+    deltas = (adapter.parse_frame(req, event, data) for event, data in found)
+    return [delta for delta in deltas if delta is not None]
 
 
 # -- targets -------------------------------------------------------------------------------
@@ -287,7 +283,32 @@ def test_kind_not_supported():
 # -- SSE -------------------------------------------------------------------------------------
 def test_sse_decoder_rules():
     decoder = SSEDecoder()
-    got = [decoder.feed(line) for line in [": comment\n", "event: a\n", "data: 1\n", "data:2\n", "\r\n", "\n"]]
-    assert [g for g in got if g] == [("a", "1\n2")]
-    decoder.feed("data: tail")
-    assert decoder.close() == (None, "tail")
+    body = b": comment\nevent: a\ndata: 1\ndata:2\n\r\n\ndata: tail"
+    assert decoder.feed(body) == [("a", "1\n2")]
+    assert decoder.close() == [(None, "tail")]
+
+
+def _fed_in_pieces(decoder, body: bytes, size: int) -> list:
+    found = []
+    for start in range(0, len(body), size):
+        found += decoder.feed(body[start:start + size])
+    return found + decoder.close()
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 1000])
+def test_sse_frames_are_the_same_however_the_reads_cut_the_body(size):
+    """A CRLF, a multi-byte character or a field name cut by a read boundary arrives whole."""
+    body = ("data: {\"t\": \"héllo ✓\"}\r\n\r\n"  # CRLF line ends
+            "event: delta\rdata: a\rdata:b\r\r"  # lone CR line ends, two data lines, no space
+            ": keep-alive\n\n"  # a comment alone: no event
+            "event: ping\n\n"  # an event without data: not dispatched
+            "data\n\n"  # a field with no colon: an empty data line
+            "data: [DONE]\n\n").encode()
+    assert _fed_in_pieces(SSEDecoder(), body, size) == [
+        (None, '{"t": "héllo ✓"}'), ("delta", "a\nb"), (None, ""), (None, "[DONE]")]
+
+
+@pytest.mark.parametrize("size", [1, 4, 1000])
+def test_ndjson_lines_skip_blanks_and_keep_a_last_line_without_newline(size):
+    body = '{"a": "é"}\n\n  \r\n{"b": 2}\r\n{"c": 3}'.encode()
+    assert _fed_in_pieces(LineDecoder(), body, size) == [(None, '{"a": "é"}'), (None, '{"b": 2}'), (None, '{"c": 3}')]

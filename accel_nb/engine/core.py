@@ -30,7 +30,7 @@ from ..config import Settings
 from ..pricing import PriceTable
 from ..providers import Adapter, get_adapter
 from ..providers.base import Delta, HttpCall, Reply
-from ..providers.sse import SSEDecoder
+from ..providers.framing import decoder_for
 from ..secret import Redactor, Secret
 from ..tokens import count_tokens, estimate_prompt_tokens
 from ..types import Priority, Request, Response, Usage
@@ -683,25 +683,16 @@ class Engine:
 
     async def _read_stream(self, job: Job, resp: aiohttp.ClientResponse, parts: list[str], last: Delta) -> None:
         adapter, req = job.adapter, job.request
-        sse = SSEDecoder() if adapter.stream_format == "sse" else None
+        decoder = decoder_for(adapter.stream_format)
         now = self._watchdog.now
-        async for raw in resp.content:
+        async for chunk in resp.content.iter_any():  # whatever each read brought: frames, not lines
             job.t_read = now()
-            line = raw.decode("utf-8", "replace")
-            if sse is not None:
-                frame = sse.feed(line)
-                if frame is None:
-                    continue
-                event, data = frame
-            else:
-                event, data = None, line.strip()
-                if not data:
-                    continue
+            for event, data in decoder.feed(chunk):
+                delta = adapter.parse_frame(req, event, data)
+                if delta is not None:
+                    self._apply(job, delta, parts, last)
+        for event, data in decoder.close():
             delta = adapter.parse_frame(req, event, data)
-            if delta is not None:
-                self._apply(job, delta, parts, last)
-        if sse is not None and (frame := sse.close()) is not None:
-            delta = adapter.parse_frame(req, *frame)
             if delta is not None:
                 self._apply(job, delta, parts, last)
 
