@@ -4,7 +4,7 @@ queued, so bad input fails at once with a message that says what to do."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -17,7 +17,6 @@ __all__ = [
     "stream_kind", "timeout",
 ]
 
-COMMON = ("max_tokens", "temperature", "top_p", "stop")
 TEXT_KINDS = ("chat", "generate")  # kinds whose input is a prompt or messages: what `stream` can stream
 
 
@@ -103,32 +102,48 @@ def messages(prompt: Any, messages: Any, provider: str) -> list[dict[str, Any]]:
     return result
 
 
+def _max_tokens(value: Any, provider: str) -> None:
+    if not (isinstance(value, int) and value > 0):
+        raise errors.BadRequestError(f"max_tokens must be a positive integer, not {value!r}", provider=provider)
+
+
+def _fraction(name: str, high: float) -> Callable[[Any, str], None]:
+    def check(value: Any, provider: str) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= high:
+            raise errors.BadRequestError(
+                f"{name} must be a number from 0 to {high:g}, not {value!r}", provider=provider
+            )
+
+    return check
+
+
+def _stop(value: Any, provider: str) -> None:
+    if not (isinstance(value, str) or (isinstance(value, list) and all(isinstance(s, str) for s in value))):
+        raise errors.BadRequestError(f"stop must be a string or a list of strings, not {value!r}", provider=provider)
+
+
+#: the common generation options and their checks, in the order a request's body names them
+_COMMON_CHECKS = {
+    "max_tokens": _max_tokens, "temperature": _fraction("temperature", 2.0), "top_p": _fraction("top_p", 1.0),
+    "stop": _stop,
+}
+
+
 def params(options: dict[str, Any], provider: str) -> dict[str, Any]:
-    """The common generation options, checked, plus ``params={...}`` passed through."""
+    """The common generation options given (``None`` is not given), checked, plus ``params={...}``
+    passed through.  Only the options present are looked at: this runs on every request."""
     params: dict[str, Any] = {}
-    for name in COMMON:
-        value = options.pop(name, None)
-        if value is not None:
-            params[name] = value
-    if "max_tokens" in params and not (isinstance(params["max_tokens"], int) and params["max_tokens"] > 0):
-        raise errors.BadRequestError(
-            f"max_tokens must be a positive integer, not {params['max_tokens']!r}", provider=provider
-        )
-    for name, low, high in (("temperature", 0.0, 2.0), ("top_p", 0.0, 1.0)):
-        if name in params:
-            value = params[name]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-                raise errors.BadRequestError(
-                    f"{name} must be a number from {low:g} to {high:g}, not {value!r}", provider=provider
-                )
-    if "stop" in params:
-        stop = params["stop"]
-        if not (isinstance(stop, str) or (isinstance(stop, list) and all(isinstance(s, str) for s in stop))):
-            raise errors.BadRequestError(f"stop must be a string or a list of strings, not {stop!r}", provider=provider)
-    extra = options.pop("params", None) or {}
-    if not isinstance(extra, Mapping):
-        raise errors.BadRequestError(f"params must be a dict, not {type(extra).__name__}", provider=provider)
-    if extra:
+    for name in tuple(options):
+        check = _COMMON_CHECKS.get(name)
+        if check is not None:
+            value = options.pop(name)
+            if value is not None:
+                check(value, provider)
+                params[name] = value
+    extra = options.pop("params", None)
+    if extra is not None:
+        if not isinstance(extra, Mapping):
+            raise errors.BadRequestError(f"params must be a dict, not {type(extra).__name__}", provider=provider)
         try:
             orjson.dumps(extra, option=orjson.OPT_NON_STR_KEYS)  # what the transport will send
         except (TypeError, ValueError) as exc:

@@ -8,7 +8,7 @@ import pickle
 import pytest
 from tenacity import RetryCallState
 
-from accel_nb import errors
+from accel_nb import checks, errors
 from accel_nb.config import RetrySettings
 from accel_nb.engine.breaker import CircuitBreaker
 from accel_nb.engine.cooldown import Cooldown
@@ -339,3 +339,18 @@ def test_a_failing_hand_off_does_not_strand_the_posts_behind_it(caplog):
 
     assert asyncio.run(main()) == [1, 2]
     assert "hand-off" in caplog.text and "boom" in caplog.text
+
+
+def test_generation_options_are_checked_and_kept_in_the_order_given():
+    options = {"top_p": 0.5, "stop": ["\n"], "max_tokens": 9, "temperature": None, "messages": None}
+    assert list(checks.params(options, "openai").items()) == [("top_p", 0.5), ("stop", ["\n"]), ("max_tokens", 9)]
+    assert options == {"messages": None}  # the rest is left for the caller to refuse or use
+    assert checks.params({"max_tokens": 4, "params": {"seed": 1}}, "openai") == {"max_tokens": 4, "seed": 1}
+    for bad, says in [({"top_p": 1.5}, "top_p must be a number from 0 to 1"),
+                      ({"temperature": True}, "temperature must be a number"),
+                      ({"max_tokens": 0}, "max_tokens must be a positive integer"),
+                      ({"stop": ["a", 1]}, "stop must be a string or a list of strings"),
+                      ({"params": []}, "params must be a dict, not list"),
+                      ({"params": {"f": object()}}, "params must be JSON-serializable")]:
+        with pytest.raises(errors.BadRequestError, match=says):
+            checks.params(bad, "openai")
