@@ -98,7 +98,9 @@ class Job:
         self.t_read = 0.0  # when the exchange in flight last made progress (see Watchdog)
         self.stalled = False  # the watchdog cancelled the exchange: silent past the read timeout
         self.delivered = False
-        chars = sum(len(m.get("content") or "") for m in request.messages) + len(request.system or "")
+        chars = len(request.system or "")
+        for message in request.messages:  # (a loop, not sum() of a generator: one object fewer a request)
+            chars += len(message.get("content") or "")
         self.cost_tokens = chars // 4 + (request.params.get("max_tokens") or 0)
         cached = cache and request.kind in TEXT_KINDS and cacheable(request, cache == "force")
         self.cache_key = cache_key(request) if cached else None
