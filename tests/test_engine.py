@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import pickle
 import threading
 import time
@@ -92,6 +93,57 @@ def test_embeddings(client, provider):
     assert vectors.response.provider == provider
     raw = client.embed(provider, "one text", normalize=False)
     assert raw.shape[0] == 1
+
+
+class DribblingServer:
+    """An OpenAI-compatible server on 127.0.0.1 that writes its SSE reply a few bytes at a time
+    (CRLF line ends), so frames, line ends and characters arrive cut across many reads."""
+
+    FRAMES = [
+        {"choices": [{"delta": {"content": "héllo "}, "finish_reason": None}]},
+        {"choices": [{"delta": {"content": "wörld ✓"}, "finish_reason": None}]},
+        {"choices": [{"delta": {}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 5, "completion_tokens": 3}},
+    ]
+
+    def __init__(self, piece: int) -> None:
+        self.piece = piece
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.server = asyncio.run_coroutine_threadsafe(asyncio.start_server(self._reply, "127.0.0.1", 0),
+                                                       self.loop).result()
+        self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/v1"
+
+    async def _reply(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).lower()
+        await reader.readexactly(int(head.split(b"content-length:")[1].split(b"\r\n")[0]))
+        frames = [json.dumps(frame, ensure_ascii=False).encode() for frame in self.FRAMES] + [b"[DONE]"]
+        body = b"".join(b"data: " + frame + b"\r\n\r\n" for frame in frames)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n")
+        for start in range(0, len(body), self.piece):
+            writer.write(body[start:start + self.piece])
+            await writer.drain()
+            await asyncio.sleep(0.001)  # its own read on the client's side
+        writer.close()
+
+    def stop(self) -> None:
+        self.server.close()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+@pytest.mark.parametrize("piece", [1, 5, 64])
+def test_a_stream_arrives_whole_however_the_network_cuts_it(piece):
+    server = DribblingServer(piece)
+    try:
+        with accel_nb.Client({"providers": {"openai": {"base_url": server.url}}}, keys={"openai": ["sk-x"]}) as client:
+            stream = client.stream("openai", "Say hello", max_tokens=8)
+            chunks = [chunk.text for chunk in stream]
+    finally:
+        server.stop()
+    assert chunks == ["héllo ", "wörld ✓"]
+    assert stream.response.text == "héllo wörld ✓" and stream.response.finish_reason == "stop"
+    assert (stream.response.usage.input_tokens, stream.response.usage.output_tokens) == (5, 3)
 
 
 def test_cost_and_estimated_usage(client):
