@@ -19,23 +19,31 @@ class SSEDecoder:
 
     Follows the WHATWG rules that matter here: lines end in LF, CRLF or CR; ``data`` lines
     join with ``\\n``; one leading space after the colon is dropped; ``:`` lines are comments;
-    an event with no data is not dispatched.
+    an event with no data is not dispatched.  A read that ends no event is only scanned and
+    kept, so an event spread over many reads costs one join, not one per read.
     """
 
-    __slots__ = ("_rest",)
+    __slots__ = ("_pending", "_cr")
 
     def __init__(self) -> None:
-        self._rest = b""
+        self._pending: list[bytes] = []  # the reads since the last event ended, line ends made LF
+        self._cr = False  # the last read ended in CR: perhaps the first half of a CRLF
 
     def feed(self, chunk: bytes) -> list[Frame]:
-        buffer = self._rest + chunk if self._rest else chunk
-        held = b""
-        if b"\r" in buffer:
-            if buffer.endswith(b"\r"):  # perhaps the first half of a CRLF: decide with the next read
-                buffer, held = buffer[:-1], b"\r"
-            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        blocks = buffer.split(b"\n\n")
-        self._rest = blocks.pop() + held
+        if self._cr:
+            chunk, self._cr = b"\r" + chunk, False
+        if b"\r" in chunk:
+            if chunk.endswith(b"\r"):
+                chunk, self._cr = chunk[:-1], True
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        pending = self._pending
+        if b"\n\n" not in chunk and not (pending and chunk[:1] == b"\n" and pending[-1].endswith(b"\n")):
+            if chunk:
+                pending.append(chunk)
+            return []
+        blocks = (b"".join(pending) + chunk if pending else chunk).split(b"\n\n")
+        rest = blocks.pop()
+        self._pending = [rest] if rest else []
         frames = []
         for block in blocks:
             if block.startswith(b"data: ") and b"\n" not in block:  # the usual frame: one data line
@@ -46,7 +54,8 @@ class SSEDecoder:
 
     def close(self) -> list[Frame]:
         """The last event of a stream that ended without a blank line."""
-        rest, self._rest = self._rest.replace(b"\r", b"\n"), b""
+        rest = b"".join(self._pending) + (b"\n" if self._cr else b"")
+        self._pending, self._cr = [], False
         return [frame for block in rest.split(b"\n\n") if (frame := _event(block)) is not None]
 
 
@@ -68,19 +77,24 @@ def _event(block: bytes) -> Frame | None:
 class LineDecoder:
     """Feed it bytes; it returns each non-blank line they completed, as ``(None, line)``."""
 
-    __slots__ = ("_rest",)
+    __slots__ = ("_pending",)
 
     def __init__(self) -> None:
-        self._rest = b""
+        self._pending: list[bytes] = []  # the reads since the last line ended
 
     def feed(self, chunk: bytes) -> list[Frame]:
-        lines = (self._rest + chunk if self._rest else chunk).split(b"\n")
-        self._rest = lines.pop()
+        if b"\n" not in chunk:
+            if chunk:
+                self._pending.append(chunk)
+            return []
+        lines = (b"".join(self._pending) + chunk if self._pending else chunk).split(b"\n")
+        rest = lines.pop()
+        self._pending = [rest] if rest else []
         return [(None, text) for line in lines if (text := line.decode("utf-8", "replace").strip())]
 
     def close(self) -> list[Frame]:
-        rest, self._rest = self._rest, b""
-        text = rest.decode("utf-8", "replace").strip()
+        text = b"".join(self._pending).decode("utf-8", "replace").strip()
+        self._pending = []
         return [(None, text)] if text else []
 
 
