@@ -81,10 +81,14 @@ class RateLimiter:
         self.tokens = TokenBucket(tpm / 60.0 if tpm else None, tpm, now)
 
     def wait_s(self, tokens: float) -> float:
+        if self.requests.rate is None and self.tokens.rate is None:
+            return 0.0  # nothing configured or learned yet: the common lane, checked on every request
         now = self._clock()
         return max(self.requests.wait_s(1, now), self.tokens.wait_s(tokens, now))
 
     def take(self, tokens: float) -> None:
+        if self.requests.rate is None and self.tokens.rate is None:
+            return
         now = self._clock()
         self.requests.take(1, now)
         self.tokens.take(tokens, now)
