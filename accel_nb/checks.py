@@ -122,7 +122,7 @@ def _stop(value: Any, provider: str) -> None:
         raise errors.BadRequestError(f"stop must be a string or a list of strings, not {value!r}", provider=provider)
 
 
-#: the common generation options and their checks, in the order a request's body names them
+#: the common generation options, each with its check (a request's body names them in the order given)
 _COMMON_CHECKS = {
     "max_tokens": _max_tokens, "temperature": _fraction("temperature", 2.0), "top_p": _fraction("top_p", 1.0),
     "stop": _stop,

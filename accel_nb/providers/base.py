@@ -121,7 +121,7 @@ class Adapter:
     models: ClassVar[tuple[str, ...]] = ()
     needs_key: ClassVar[bool] = True
     kinds: ClassVar[frozenset[str]] = frozenset({"chat"})
-    stream_format: ClassVar[str] = "sse"
+    stream_format: ClassVar[str] = "sse"  # or "ndjson": how a stream body is cut into frames (see framing.py)
     default_concurrency: ClassVar[int] = 16
     request_id_header: ClassVar[str] = "x-request-id"
     #: A request header that carries our request id on every call, so server logs and the ledger
