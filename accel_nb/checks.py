@@ -107,7 +107,7 @@ def _max_tokens(value: Any, provider: str) -> None:
         raise errors.BadRequestError(f"max_tokens must be a positive integer, not {value!r}", provider=provider)
 
 
-def _fraction(name: str, high: float) -> Callable[[Any, str], None]:
+def _from_zero_to(name: str, high: float) -> Callable[[Any, str], None]:
     def check(value: Any, provider: str) -> None:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= high:
             raise errors.BadRequestError(
@@ -124,7 +124,7 @@ def _stop(value: Any, provider: str) -> None:
 
 #: the common generation options, each with its check (a request's body names them in the order given)
 _COMMON_CHECKS = {
-    "max_tokens": _max_tokens, "temperature": _fraction("temperature", 2.0), "top_p": _fraction("top_p", 1.0),
+    "max_tokens": _max_tokens, "temperature": _from_zero_to("temperature", 2.0), "top_p": _from_zero_to("top_p", 1.0),
     "stop": _stop,
 }
 
